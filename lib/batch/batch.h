@@ -1,0 +1,48 @@
+// batch/batch.h — a batch of encoded blocks for one COPY, and the sink that takes batches.
+//
+//   Batcher ── groups blocks by (table_id, column_mask) ──► Batch ──► BatchSink::push ──► writers
+//
+// Every block of a batch has the same table and column mask, so the writer streams all of them
+// into a single `COPY table (columns) FROM STDIN (FORMAT binary)` without looking inside.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "core/block.h"
+
+namespace sluice {
+
+enum class FlushTrigger : uint8_t { rows = 0, bytes = 1, age = 2, shutdown = 3 };
+inline constexpr size_t kFlushTriggerCount = 4;
+const char* flush_trigger_name(FlushTrigger t);  // "rows", "bytes", "age", "shutdown"
+
+struct BatchLimits {
+  size_t max_rows = 20000;                  // flush once a batch holds at least this many rows
+  size_t max_bytes = 8 << 20;               // ... or at least this many encoded bytes
+  std::chrono::milliseconds max_age{50};    // ... or its oldest block has waited this long
+};
+
+struct Batch {
+  uint32_t table_id = 0;
+  uint64_t column_mask = 0;
+  uint32_t rows = 0;
+  size_t bytes = 0;                          // sum of the blocks' data sizes
+  int64_t min_time = INT64_MAX;              // time column range, PostgreSQL epoch microseconds
+  int64_t max_time = INT64_MIN;
+  FlushTrigger trigger = FlushTrigger::shutdown;
+  std::chrono::steady_clock::time_point first_block_at{};  // when the batcher took the first block
+  std::vector<BlockPtr> blocks;              // in arrival order per ring
+};
+
+class BatchSink {
+ public:
+  virtual ~BatchSink() = default;
+  // Blocks while the sink is full (back-pressure up to the rings). Returns false only if the sink
+  // is closed; the batch is then left untouched (the caller still owns its blocks and acks).
+  virtual bool push(Batch&& batch) = 0;
+};
+
+}  // namespace sluice

@@ -1,0 +1,280 @@
+#include "config/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace sluice {
+namespace {
+
+using nlohmann::json;
+
+std::string join_problems(const std::string& summary, const std::vector<std::string>& problems) {
+  std::string s = summary;
+  for (const auto& p : problems) s += "\n  - " + p;
+  return s;
+}
+
+// Walks one JSON object: typed reads with range checks, and a report of keys nobody read
+// (a misspelt key is an error, not a silently ignored setting).
+class ObjectReader {
+ public:
+  ObjectReader(const json& obj, std::string path, std::vector<std::string>& problems)
+      : obj_(obj), path_(std::move(path)), problems_(problems) {}
+
+  ~ObjectReader() {
+    if (!obj_.is_object()) return;
+    for (auto it = obj_.begin(); it != obj_.end(); ++it) {
+      if (!seen_.count(it.key())) problems_.push_back(at(it.key()) + ": unknown setting");
+    }
+  }
+
+  std::string at(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  const json* get(const std::string& key) {
+    seen_.insert(key);
+    if (!obj_.is_object()) return nullptr;
+    auto it = obj_.find(key);
+    return it == obj_.end() ? nullptr : &*it;
+  }
+
+  void string(const std::string& key, std::string& out, bool required = false) {
+    const json* v = get(key);
+    if (!v) {
+      if (required) problems_.push_back(at(key) + ": required");
+      return;
+    }
+    if (!v->is_string()) {
+      problems_.push_back(at(key) + ": expected a string");
+      return;
+    }
+    out = v->get<std::string>();
+    if (required && out.empty()) problems_.push_back(at(key) + ": must not be empty");
+  }
+
+  void boolean(const std::string& key, bool& out) {
+    const json* v = get(key);
+    if (!v) return;
+    if (!v->is_boolean()) {
+      problems_.push_back(at(key) + ": expected true or false");
+      return;
+    }
+    out = v->get<bool>();
+  }
+
+  template <typename Int>
+  void integer(const std::string& key, Int& out, long long min, long long max) {
+    const json* v = get(key);
+    if (!v) return;
+    if (!v->is_number_integer()) {
+      problems_.push_back(at(key) + ": expected an integer");
+      return;
+    }
+    const long long n = v->is_number_unsigned() ? static_cast<long long>(v->get<unsigned long long>())
+                                                : v->get<long long>();
+    if (n < min || n > max) {
+      problems_.push_back(at(key) + ": " + std::to_string(n) + " is out of range [" + std::to_string(min) +
+                          ", " + std::to_string(max) + "]");
+      return;
+    }
+    out = static_cast<Int>(n);
+  }
+
+ private:
+  const json& obj_;
+  std::string path_;
+  std::vector<std::string>& problems_;
+  std::set<std::string> seen_;
+};
+
+const json& object_or_empty(const json* v, const std::string& path, std::vector<std::string>& problems) {
+  static const json empty = json::object();
+  if (!v) return empty;
+  if (!v->is_object()) {
+    problems.push_back(path + ": expected an object");
+    return empty;
+  }
+  return *v;
+}
+
+bool valid_precision(const std::string& p) { return p == "s" || p == "ms" || p == "us" || p == "ns"; }
+
+bool valid_log_level(const std::string& l) {
+  static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  return levels.count(l) > 0;
+}
+
+void check_address(const std::string& path, const std::string& address, std::vector<std::string>& problems) {
+  std::string host;
+  uint16_t port = 0;
+  if (!split_host_port(address, host, port)) {
+    problems.push_back(path + ": \"" + address + "\" is not host:port");
+  }
+}
+
+}  // namespace
+
+ConfigError::ConfigError(const std::string& summary, std::vector<std::string> problems)
+    : std::runtime_error(join_problems(summary, problems)), problems_(std::move(problems)) {}
+
+bool split_host_port(const std::string& address, std::string& host, uint16_t& port) {
+  std::string port_text;
+  if (!address.empty() && address[0] == '[') {
+    const auto close = address.find(']');
+    if (close == std::string::npos || close + 1 >= address.size() || address[close + 1] != ':') return false;
+    host = address.substr(1, close - 1);
+    port_text = address.substr(close + 2);
+  } else {
+    const auto colon = address.rfind(':');
+    if (colon == std::string::npos || address.find(':') != colon) return false;
+    host = address.substr(0, colon);
+    port_text = address.substr(colon + 1);
+  }
+  if (host.empty() || port_text.empty() || port_text.size() > 5) return false;
+  unsigned long n = 0;
+  for (char c : port_text) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<unsigned long>(c - '0');
+  }
+  if (n > 65535) return false;
+  port = static_cast<uint16_t>(n);
+  return true;
+}
+
+Config parse_config(const std::string& text, const std::string& source_name) {
+  std::vector<std::string> problems;
+  json root;
+  try {
+    root = json::parse(text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    throw ConfigError(source_name + ": not valid JSON", {std::string(e.what())});
+  }
+  if (!root.is_object()) throw ConfigError(source_name + ": invalid", {"the top level must be an object"});
+
+  Config c;
+  c.source = source_name;
+  {
+    ObjectReader top(root, "", problems);
+
+    ObjectReader db(object_or_empty(top.get("database"), "database", problems), "database", problems);
+    db.string("url", c.database.url);
+    db.integer("connections", c.database.connections, 1, 64);
+    db.string("migrations_dir", c.database.migrations_dir);
+
+    ObjectReader pipe(object_or_empty(top.get("pipeline"), "pipeline", problems), "pipeline", problems);
+    pipe.integer("io_threads", c.pipeline.io_threads, 1, 64);
+    pipe.integer("ring_capacity", c.pipeline.ring_capacity, 2, 1 << 20);
+    pipe.integer("writer_queue_batches", c.pipeline.writer_queue_batches, 1, 1024);
+
+    ObjectReader batch(object_or_empty(top.get("batch"), "batch", problems), "batch", problems);
+    batch.integer("max_rows", c.batch.max_rows, 1, 10'000'000);
+    batch.integer("max_bytes", c.batch.max_bytes, 1024, 1LL << 32);
+    batch.integer("max_age_ms", c.batch.max_age_ms, 1, 60'000);
+
+    ObjectReader http(object_or_empty(top.get("http"), "http", problems), "http", problems);
+    http.boolean("enabled", c.http.enabled);
+    http.string("listen", c.http.listen);
+    http.integer("max_body_bytes", c.http.max_body_bytes, 1024, 1LL << 32);
+    http.integer("max_header_bytes", c.http.max_header_bytes, 1024, 1 << 20);
+    http.integer("header_timeout_ms", c.http.header_timeout_ms, 10, 3'600'000);
+    http.integer("body_timeout_ms", c.http.body_timeout_ms, 10, 3'600'000);
+    http.integer("idle_timeout_ms", c.http.idle_timeout_ms, 10, 3'600'000);
+    http.integer("max_connections", c.http.max_connections, 1, 1'000'000);
+    http.integer("max_rows_per_request", c.http.max_rows_per_request, 1, 100'000'000);
+    http.string("default_precision", c.http.default_precision);
+    http.integer("ack_timeout_ms", c.http.ack_timeout_ms, 10, 3'600'000);
+    http.integer("max_errors_reported", c.http.max_errors_reported, 0, 1'000'000);
+    if (c.http.enabled) check_address("http.listen", c.http.listen, problems);
+    if (!valid_precision(c.http.default_precision)) {
+      problems.push_back("http.default_precision: \"" + c.http.default_precision + "\" is not one of s, ms, us, ns");
+    }
+
+    if (const json* udp = top.get("udp")) {
+      if (!udp->is_array()) {
+        problems.push_back("udp: expected an array of listeners");
+      } else {
+        for (size_t i = 0; i < udp->size(); ++i) {
+          const std::string path = "udp[" + std::to_string(i) + "]";
+          UdpConfig u;
+          ObjectReader r(object_or_empty(&(*udp)[i], path, problems), path, problems);
+          r.string("listen", u.listen, true);
+          r.string("format", u.format);
+          r.string("table", u.table, true);
+          r.string("precision", u.precision);
+          r.integer("max_datagram_bytes", u.max_datagram_bytes, 64, 65535);
+          r.integer("recv_buffer_bytes", u.recv_buffer_bytes, 4096, 1 << 30);
+          if (!u.listen.empty()) check_address(path + ".listen", u.listen, problems);
+          if (u.format != "ndjson") {
+            problems.push_back(path + ".format: \"" + u.format + "\" is not supported (supported: ndjson)");
+          }
+          if (!valid_precision(u.precision)) {
+            problems.push_back(path + ".precision: \"" + u.precision + "\" is not one of s, ms, us, ns");
+          }
+          c.udp.push_back(std::move(u));
+        }
+      }
+    }
+
+    ObjectReader admin(object_or_empty(top.get("admin"), "admin", problems), "admin", problems);
+    admin.boolean("enabled", c.admin.enabled);
+    admin.string("listen", c.admin.listen);
+    if (c.admin.enabled) check_address("admin.listen", c.admin.listen, problems);
+
+    ObjectReader log(object_or_empty(top.get("log"), "log", problems), "log", problems);
+    log.string("level", c.log.level);
+    if (!valid_log_level(c.log.level)) {
+      problems.push_back("log.level: \"" + c.log.level + "\" is not one of trace, debug, info, warn, error, critical, off");
+    }
+
+    const json* tables = top.get("tables");
+    if (!tables || !tables->is_array() || tables->empty()) {
+      problems.push_back("tables: required, a non-empty array of {\"name\": ...}");
+    } else {
+      std::set<std::string> names;
+      for (size_t i = 0; i < tables->size(); ++i) {
+        const std::string path = "tables[" + std::to_string(i) + "]";
+        TableConfig t;
+        ObjectReader r(object_or_empty(&(*tables)[i], path, problems), path, problems);
+        r.string("name", t.name, true);
+        r.string("time_column", t.time_column);
+        if (!t.name.empty() && !names.insert(t.name).second) {
+          problems.push_back(path + ".name: table \"" + t.name + "\" is listed twice");
+        }
+        c.tables.push_back(std::move(t));
+      }
+      for (size_t i = 0; i < c.udp.size(); ++i) {
+        if (!c.udp[i].table.empty() && !names.count(c.udp[i].table)) {
+          problems.push_back("udp[" + std::to_string(i) + "].table: \"" + c.udp[i].table +
+                             "\" is not listed in tables");
+        }
+      }
+    }
+  }
+
+  if (const char* env_url = std::getenv("SLUICE_DATABASE_URL"); env_url && *env_url) {
+    c.database.url = env_url;
+  }
+  if (c.database.url.empty()) {
+    problems.push_back("database.url: required (or set SLUICE_DATABASE_URL)");
+  }
+
+  if (!problems.empty()) {
+    throw ConfigError(source_name + ": " + std::to_string(problems.size()) +
+                          (problems.size() == 1 ? " problem" : " problems"),
+                      std::move(problems));
+  }
+  return c;
+}
+
+Config load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot be read", {"file not found or not readable"});
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), path);
+}
+
+}  // namespace sluice

@@ -1,0 +1,104 @@
+// config/config.h — the typed configuration of sluiced, with documented defaults.
+//
+//   file (JSON, // and /* */ comments allowed) ──► load_config() ──► Config
+//                         environment overrides ─┘     │ every problem collected, reported at once
+//                                                      ▼
+//                                        ConfigError("config.json: 3 problems: ...")
+//
+// Every field below has its default here and is documented in README.md ("Configuration").
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sluice {
+
+struct DatabaseConfig {
+  std::string url;                       // libpq URL or conninfo; env SLUICE_DATABASE_URL overrides
+  int connections = 2;                   // COPY writer connections
+  std::string migrations_dir = "sql";    // for `sluiced migrate`; relative to the working directory
+};
+
+struct PipelineConfig {
+  int io_threads = 2;                    // HTTP/UDP threads, each with its own ring
+  size_t ring_capacity = 1024;           // blocks per ring (rounded up to a power of two)
+  size_t writer_queue_batches = 8;       // batches waiting for a writer before the batcher blocks
+};
+
+struct BatchConfig {
+  size_t max_rows = 20000;               // flush a table's batch at this many rows...
+  size_t max_bytes = 8u << 20;           // ...or this many encoded bytes...
+  int max_age_ms = 50;                   // ...or when its oldest row has waited this long
+};
+
+struct HttpConfig {
+  bool enabled = true;
+  std::string listen = "127.0.0.1:8080";
+  size_t max_body_bytes = 16u << 20;     // also the limit for a gunzipped body
+  size_t max_header_bytes = 16u << 10;
+  int header_timeout_ms = 10000;
+  int body_timeout_ms = 60000;
+  int idle_timeout_ms = 60000;           // keep-alive connection without a request
+  size_t max_connections = 1024;
+  size_t max_rows_per_request = 100000;
+  std::string default_precision = "s";   // epoch numbers in time columns: s, ms, us or ns
+  int ack_timeout_ms = 30000;            // committed ack: answer 504 if the commit takes longer
+  size_t max_errors_reported = 100;      // row errors listed in one response
+};
+
+struct UdpConfig {
+  std::string listen;                    // host:port
+  std::string format = "ndjson";         // ndjson: one or more JSON row objects per datagram
+  std::string table;                     // target table (must be listed in tables)
+  std::string precision = "s";
+  size_t max_datagram_bytes = 65535;
+  int recv_buffer_bytes = 8 << 20;
+};
+
+struct AdminConfig {
+  bool enabled = true;
+  std::string listen = "127.0.0.1:9100";
+};
+
+struct LogConfig {
+  std::string level = "info";            // trace, debug, info, warn, error, critical, off
+};
+
+struct TableConfig {
+  std::string name;                      // "table" (schema public) or "schema.table"
+  std::string time_column;               // optional; default: the first NOT NULL timestamptz column
+};
+
+struct Config {
+  std::string source;                    // file it was loaded from
+  DatabaseConfig database;
+  PipelineConfig pipeline;
+  BatchConfig batch;
+  HttpConfig http;
+  std::vector<UdpConfig> udp;
+  AdminConfig admin;
+  LogConfig log;
+  std::vector<TableConfig> tables;
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(const std::string& summary, std::vector<std::string> problems);
+  const std::vector<std::string>& problems() const { return problems_; }
+
+ private:
+  std::vector<std::string> problems_;
+};
+
+// Reads, parses and validates; applies environment overrides (SLUICE_DATABASE_URL). Throws
+// ConfigError listing every problem found, each prefixed with its JSON path.
+Config load_config(const std::string& path);
+Config parse_config(const std::string& text, const std::string& source_name);
+
+// Splits "host:port" / "[v6]:port"; false when malformed.
+bool split_host_port(const std::string& address, std::string& host, uint16_t& port);
+
+}  // namespace sluice

@@ -1,0 +1,33 @@
+// core/block.h — the unit that crosses from an IO thread to the database.
+//
+//   IO thread: parse → map → encode rows ──► Block{table, columns, rows, bytes, ack}
+//        │                                         │  (moved through the SPSC ring, never copied)
+//        ▼                                         ▼
+//   HTTP session waits on Ack ◄── writer completes ack after COMMIT (or failure)
+//
+// A Block holds already-encoded PostgreSQL binary COPY tuples (no file header, no trailer) for
+// one table and one column set. Every tuple in a block has the same columns, so the writer can
+// stream many blocks into one COPY without looking at them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/ack.h"
+
+namespace sluice {
+
+struct Block {
+  uint32_t table_id = 0;      // index into the Catalog
+  uint64_t column_mask = 0;   // which omittable (defaulted) columns are present; see TableSchema
+  uint32_t rows = 0;
+  int64_t min_time = INT64_MAX;  // time column range of the rows, PostgreSQL epoch microseconds
+  int64_t max_time = INT64_MIN;
+  std::vector<char> data;        // concatenated binary COPY tuples
+  std::shared_ptr<Ack> ack;      // null when nobody waits (UDP)
+};
+
+using BlockPtr = std::unique_ptr<Block>;
+
+}  // namespace sluice

@@ -1,0 +1,672 @@
+#include "ingest/http/http_server.h"
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cassert>
+#include <charconv>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "ingest/http/body_inflater.h"
+#include "ingest/http/http_util.h"
+#include "ingest/http/listen_address.h"
+
+namespace sluice {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using ReusePort = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+struct HttpServer::State {
+  Stats stats;
+  std::atomic<std::size_t> connections{0};
+  std::atomic<bool> stopping{false};
+  std::atomic<std::size_t> max_connections{0};
+  std::atomic<std::uint64_t> limits_generation{1};
+  mutable std::mutex limits_mutex;
+  HttpLimits limits;  // guarded by limits_mutex
+};
+
+namespace {
+
+constexpr std::size_t kRetainBufferBytes = 1 << 20;  // larger per-session buffers are released
+constexpr std::size_t kReadChunk = 16 << 10;
+constexpr std::uint64_t kDiscardBodyBytes = 64 << 10;  // rejected requests' bodies read and dropped
+constexpr auto kLingerTimeout = std::chrono::milliseconds(1000);
+constexpr auto kRejectTimeout = std::chrono::milliseconds(500);
+constexpr auto kAcceptRetry = std::chrono::milliseconds(50);
+constexpr std::string_view kWritePath = "/v1/write";
+constexpr std::string_view kHealthPath = "/v1/health";
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr std::string_view kRejectResponse =
+    "HTTP/1.1 503 Service Unavailable\r\n"
+    "Server: sluice\r\n"
+    "Content-Type: application/json\r\n"
+    "Content-Length: 32\r\n"
+    "Retry-After: 1\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "{\"error\":\"too many connections\"}";
+
+void bump(std::atomic<std::uint64_t>& counter) { counter.fetch_add(1, std::memory_order_relaxed); }
+
+void append_number(std::string& out, std::uint64_t value) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  out.append(buf, end);
+}
+
+bool iequals(std::string_view a, std::string_view b) { return beast::iequals(a, b); }
+
+class Session;
+
+// One per IO thread: the acceptor on that thread's io_context and the sessions it created.
+struct Listener : std::enable_shared_from_this<Listener> {
+  Listener(net::io_context& io_context, WriteHandler* write_handler,
+           std::shared_ptr<HttpServer::State> shared)
+      : io(io_context), acceptor(io_context), retry_timer(io_context), handler(write_handler),
+        state(std::move(shared)) {}
+
+  void do_accept();
+  void on_accept(beast::error_code ec, tcp::socket socket);
+  void stop();
+
+  net::io_context& io;
+  tcp::acceptor acceptor;
+  net::steady_timer retry_timer;
+  WriteHandler* handler;
+  std::shared_ptr<HttpServer::State> state;
+  Session* sessions = nullptr;  // intrusive list of live sessions; touched on this thread only
+  bool stopped = false;
+};
+
+// Answers a connection over the cap with 503 and closes it gracefully.
+class Rejecter : public std::enable_shared_from_this<Rejecter> {
+ public:
+  explicit Rejecter(tcp::socket&& socket) : stream_(std::move(socket)) {}
+
+  void start() {
+    stream_.expires_after(kRejectTimeout);
+    net::async_write(stream_, net::buffer(kRejectResponse.data(), kRejectResponse.size()),
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       if (ec) return;
+                       beast::error_code ignored;
+                       self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                       self->drain();
+                     });
+  }
+
+ private:
+  void drain() {
+    stream_.async_read_some(net::buffer(scratch_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (!ec) self->drain();
+                            });
+  }
+
+  beast::tcp_stream stream_;
+  std::array<char, 1024> scratch_;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, std::shared_ptr<Listener> listener)
+      : stream_(std::move(socket)), listener_(std::move(listener)), state_(*listener_->state) {
+    next_ = listener_->sessions;
+    if (next_) next_->prev_ = this;
+    listener_->sessions = this;
+  }
+
+  ~Session() {
+    if (prev_) prev_->next_ = next_;
+    else listener_->sessions = next_;
+    if (next_) next_->prev_ = prev_;
+    state_.connections.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  void start() {
+    beast::error_code ec;
+    auto peer = stream_.socket().remote_endpoint(ec);
+    if (!ec) {
+      client_ = peer.address().to_string();
+      client_ += ':';
+      append_number(client_, peer.port());
+    } else {
+      client_ = "unknown";
+    }
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+    refresh_limits();
+    header_deadline_ = Clock::now() + limits_.header_timeout;
+    next_request();
+  }
+
+  // Called by Listener::stop(): a connection waiting for its next request is closed now.
+  void close_if_idle() {
+    if (phase_ == Phase::idle) close();
+  }
+
+  Session* next() const { return next_; }
+
+ private:
+  enum class Phase { idle, header, body, handling, writing, closing, closed };
+  enum class After { keep_alive, close, linger };
+
+  void refresh_limits() {
+    auto generation = state_.limits_generation.load(std::memory_order_acquire);
+    if (generation == limits_generation_) return;
+    std::lock_guard lock(state_.limits_mutex);
+    limits_ = state_.limits;
+    limits_generation_ = state_.limits_generation.load(std::memory_order_relaxed);
+  }
+
+  static void release_if_large(std::string& s) {
+    if (s.capacity() > kRetainBufferBytes) std::string().swap(s);
+    else s.clear();
+  }
+
+  void next_request() {
+    if (state_.stopping.load(std::memory_order_relaxed)) {
+      close();
+      return;
+    }
+    refresh_limits();
+    release_if_large(body_);
+    release_if_large(inflated_);
+    if (buffer_.size() == 0 && buffer_.capacity() > kRetainBufferBytes) buffer_.shrink_to_fit();
+    parser_.reset();
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(
+        std::min<std::size_t>(limits_.max_header_bytes, UINT32_MAX)));
+    parser_->body_limit(static_cast<std::uint64_t>(limits_.max_body_bytes));
+    parser_->get().body() = std::move(body_);  // empty, keeps its capacity
+    keep_alive_ = false;
+    expect_continue_ = false;
+    version_ = 11;
+
+    if (buffer_.size() > 0) {  // a pipelined request is already buffered
+      header_deadline_ = Clock::now() + limits_.header_timeout;
+      read_header();
+      return;
+    }
+    phase_ = Phase::idle;
+    if (first_request_) stream_.expires_at(header_deadline_);
+    else stream_.expires_after(limits_.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->on_idle_read(ec, n);
+                            });
+  }
+
+  void on_idle_read(beast::error_code ec, std::size_t n) {
+    if (ec) {
+      if (ec == beast::error::timeout && first_request_) bump(state_.stats.timeouts);
+      close();
+      return;
+    }
+    buffer_.commit(n);
+    if (!first_request_) header_deadline_ = Clock::now() + limits_.header_timeout;
+    read_header();
+  }
+
+  void read_header() {
+    phase_ = Phase::header;
+    stream_.expires_at(header_deadline_);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              self->on_header(ec);
+                            });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec) {
+      on_read_error(ec);
+      return;
+    }
+    first_request_ = false;
+    route();
+  }
+
+  void on_read_error(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      bump(state_.stats.body_too_large);
+      std::string message = "body exceeds ";
+      append_number(message, limits_.max_body_bytes);
+      message += " bytes";
+      respond(413, json_error(message), 0, After::linger);
+    } else if (ec == http::error::header_limit) {
+      bump(state_.stats.bad_requests);
+      std::string message = "request header exceeds ";
+      append_number(message, limits_.max_header_bytes);
+      message += " bytes";
+      respond(431, json_error(message), 0, After::linger);
+    } else if (ec == beast::error::timeout) {
+      bump(state_.stats.timeouts);
+      close();
+    } else if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
+      close();
+    } else if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
+      bump(state_.stats.bad_requests);
+      respond(400, json_error("bad request: " + ec.message()), 0, After::linger);
+    } else {
+      close();
+    }
+  }
+
+  // After the header: answers what can be answered without the body, else reads the body.
+  void route() {
+    auto& request = parser_->get();
+    keep_alive_ = request.keep_alive();
+    version_ = request.version();
+    expect_continue_ = version_ >= 11 && iequals(request[http::field::expect], "100-continue");
+    auto [path, query] = split_target(request.target());
+
+    if (path == kHealthPath) {
+      if (request.method() != http::verb::get) {
+        early_respond(405, json_error("method not allowed"), "Allow: GET\r\n");
+      } else {
+        early_respond(200, "{\"status\":\"ok\"}");
+      }
+      return;
+    }
+    if (path == kWritePath ||
+        (path.size() > kWritePath.size() && path.starts_with(kWritePath) &&
+         path[kWritePath.size()] == '/')) {
+      if (request.method() != http::verb::post) {
+        early_respond(405, json_error("method not allowed"), "Allow: POST\r\n");
+        return;
+      }
+      std::string_view raw_table =
+          path.size() > kWritePath.size() ? path.substr(kWritePath.size() + 1) : std::string_view{};
+      if (raw_table.empty() || raw_table.find('/') != std::string_view::npos) {
+        early_respond(404, json_error("not found"));
+        return;
+      }
+      if (!percent_decode(raw_table, table_) || table_.empty()) {
+        bump(state_.stats.bad_requests);
+        early_respond(400, json_error("invalid percent-encoding in table name"));
+        return;
+      }
+      query_param(query, "precision", precision_);  // absent or malformed: empty
+      auto content_encoding = request[http::field::content_encoding];
+      encoding_ = classify_content_encoding(content_encoding);
+      if (encoding_ == ContentEncoding::unsupported) {
+        bump(state_.stats.unsupported_encoding);
+        early_respond(415,
+                      json_error("unsupported Content-Encoding: " + std::string(content_encoding)));
+        return;
+      }
+      if (parser_->is_done()) {
+        dispatch();
+      } else if (expect_continue_) {
+        phase_ = Phase::body;
+        stream_.expires_after(limits_.body_timeout);
+        net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                         [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                           if (ec) self->close();
+                           else self->read_body();
+                         });
+      } else {
+        read_body();
+      }
+      return;
+    }
+    early_respond(404, json_error("not found"));
+  }
+
+  // Answers a request the router rejected before its body was read. A small declared body is read
+  // and discarded so the connection stays usable; otherwise the connection is closed (lingering)
+  // after the response, as the rest of the request cannot be skipped cheaply.
+  void early_respond(unsigned status, std::string body, std::string_view extra_headers = {}) {
+    if (parser_->is_done()) {
+      respond(status, std::move(body), 0, After::keep_alive, extra_headers);
+      return;
+    }
+    auto declared = parser_->content_length();
+    if (!declared || *declared > kDiscardBodyBytes || expect_continue_) {
+      respond(status, std::move(body), 0, After::linger, extra_headers);
+      return;
+    }
+    pending_status_ = status;
+    pending_body_ = std::move(body);
+    pending_headers_ = extra_headers;  // always a string literal
+    phase_ = Phase::body;
+    stream_.expires_after(limits_.body_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       if (ec) {
+                         self->on_read_error(ec);
+                         return;
+                       }
+                       self->respond(self->pending_status_, std::move(self->pending_body_), 0,
+                                     After::keep_alive, self->pending_headers_);
+                     });
+  }
+
+  void read_body() {
+    phase_ = Phase::body;
+    stream_.expires_after(limits_.body_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       if (ec) self->on_read_error(ec);
+                       else self->dispatch();
+                     });
+  }
+
+  void dispatch() {
+    body_ = std::move(parser_->get().body());
+    std::string* payload = &body_;
+    if (encoding_ == ContentEncoding::gzip || encoding_ == ContentEncoding::deflate) {
+      const bool gzip = encoding_ == ContentEncoding::gzip;
+      auto result = inflater_.inflate(body_, gzip, inflated_, limits_.max_body_bytes);
+      if (result == BodyInflater::Result::too_large) {
+        bump(state_.stats.body_too_large);
+        std::string message = "body exceeds ";
+        append_number(message, limits_.max_body_bytes);
+        message += " bytes";
+        respond(413, json_error(message), 0, After::close);
+        return;
+      }
+      if (result == BodyInflater::Result::invalid) {
+        bump(state_.stats.gzip_errors);
+        respond(400,
+                json_error(std::string(gzip ? "invalid gzip body: " : "invalid deflate body: ") +
+                           inflater_.error()),
+                0, After::keep_alive);
+        return;
+      }
+      payload = &inflated_;
+    }
+
+    auto& request = parser_->get();
+    WriteRequest write;
+    write.target = request.target();
+    write.table = table_;
+    write.content_type = request[http::field::content_type];
+    write.precision = precision_;
+    write.ack_mode = request["X-Sluice-Ack"];
+    write.client = client_;
+    write.body = payload;
+
+    phase_ = Phase::handling;
+    const std::uint64_t generation = ++generation_;
+    try {
+      listener_->handler->handle(write, [self = shared_from_this(), generation](WriteResponse r) {
+        self->on_done(generation, std::move(r));
+      });
+    } catch (...) {
+      // Handlers must not throw; if one does, answer 500 rather than lose the IO thread.
+      if (phase_ == Phase::handling && generation == generation_) {
+        respond(500, json_error("internal error"), 0, After::close);
+      }
+    }
+  }
+
+  void on_done(std::uint64_t generation, WriteResponse response) {
+    // Contract: done() runs on this session's IO thread (it is not re-posted here).
+    assert(listener_->io.get_executor().running_in_this_thread());
+    // A second call, or a call after the connection went away, is dropped.
+    if (generation != generation_ || phase_ != Phase::handling) return;
+    respond(response.status, std::move(response.body), response.retry_after_s, After::keep_alive);
+  }
+
+  void respond(unsigned status, std::string body, unsigned retry_after_s, After after,
+               std::string_view extra_headers = {}) {
+    if (after == After::keep_alive &&
+        (!keep_alive_ || state_.stopping.load(std::memory_order_relaxed))) {
+      after = After::close;
+    }
+    after_ = after;
+    switch (status / 100) {
+      case 2: bump(state_.stats.requests_2xx); break;
+      case 3: bump(state_.stats.requests_3xx); break;
+      case 4: bump(state_.stats.requests_4xx); break;
+      case 5: bump(state_.stats.requests_5xx); break;
+      default: break;
+    }
+    head_.clear();
+    head_ += "HTTP/1.1 ";
+    append_number(head_, status);
+    head_ += ' ';
+    head_ += http::obsolete_reason(http::int_to_status(status));
+    head_ += "\r\nServer: sluice\r\nContent-Type: application/json\r\nContent-Length: ";
+    append_number(head_, body.size());
+    head_ += "\r\n";
+    if (retry_after_s > 0) {
+      head_ += "Retry-After: ";
+      append_number(head_, retry_after_s);
+      head_ += "\r\n";
+    }
+    head_ += extra_headers;
+    if (after != After::keep_alive) head_ += "Connection: close\r\n";
+    else if (version_ == 10) head_ += "Connection: keep-alive\r\n";
+    head_ += "\r\n";
+    response_body_ = std::move(body);
+
+    phase_ = Phase::writing;
+    stream_.expires_after(limits_.body_timeout);
+    std::array<net::const_buffer, 2> buffers{net::buffer(head_), net::buffer(response_body_)};
+    net::async_write(stream_, buffers,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->on_write(ec);
+                     });
+  }
+
+  void on_write(beast::error_code ec) {
+    if (ec) {
+      close();
+      return;
+    }
+    switch (after_) {
+      case After::keep_alive:
+        next_request();
+        return;
+      case After::close:
+        if (buffer_.size() == 0) {
+          beast::error_code ignored;
+          stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+          close();
+          return;
+        }
+        [[fallthrough]];
+      case After::linger:
+        linger_close();
+        return;
+    }
+  }
+
+  // Half-closes and reads (and discards) what the client still sends for a short while, so
+  // closing with unread data does not reset the connection before the client read the response.
+  void linger_close() {
+    phase_ = Phase::closing;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) {
+      close();
+      return;
+    }
+    stream_.expires_after(kLingerTimeout);
+    drain();
+  }
+
+  void drain() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (ec) self->close();
+                              else self->drain();
+                            });
+  }
+
+  void close() {
+    if (phase_ == Phase::closed) return;
+    phase_ = Phase::closed;
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<Listener> listener_;
+  HttpServer::State& state_;
+  Session* prev_ = nullptr;
+  Session* next_ = nullptr;
+
+  HttpLimits limits_;
+  std::uint64_t limits_generation_ = 0;
+  Phase phase_ = Phase::idle;
+  After after_ = After::keep_alive;
+  bool first_request_ = true;
+  bool keep_alive_ = false;
+  bool expect_continue_ = false;
+  unsigned version_ = 11;
+  unsigned pending_status_ = 0;
+  std::string pending_body_;
+  std::string_view pending_headers_;
+  std::uint64_t generation_ = 0;
+  Clock::time_point header_deadline_{};
+  ContentEncoding encoding_ = ContentEncoding::identity;
+
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::string body_;
+  std::string inflated_;
+  BodyInflater inflater_;
+  std::string table_;
+  std::string precision_;
+  std::string client_;
+  std::string head_;
+  std::string response_body_;
+};
+
+void Listener::do_accept() {
+  acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+    self->on_accept(ec, std::move(socket));
+  });
+}
+
+void Listener::on_accept(beast::error_code ec, tcp::socket socket) {
+  if (stopped || ec == net::error::operation_aborted || !acceptor.is_open()) return;
+  if (ec) {
+    if (ec == net::error::connection_aborted) {
+      do_accept();
+      return;
+    }
+    // Typically EMFILE/ENFILE: back off instead of spinning on the ready listening socket.
+    bump(state->stats.accept_errors);
+    retry_timer.expires_after(kAcceptRetry);
+    retry_timer.async_wait([self = shared_from_this()](beast::error_code wait_ec) {
+      if (!wait_ec && !self->stopped) self->do_accept();
+    });
+    return;
+  }
+  std::size_t before = state->connections.fetch_add(1, std::memory_order_relaxed);
+  if (before >= state->max_connections.load(std::memory_order_relaxed)) {
+    state->connections.fetch_sub(1, std::memory_order_relaxed);
+    bump(state->stats.rejected_connections);
+    std::make_shared<Rejecter>(std::move(socket))->start();
+  } else {
+    bump(state->stats.accepted_connections);
+    std::make_shared<Session>(std::move(socket), shared_from_this())->start();
+  }
+  do_accept();
+}
+
+void Listener::stop() {
+  stopped = true;
+  beast::error_code ec;
+  acceptor.close(ec);
+  retry_timer.cancel();
+  for (Session* s = sessions; s != nullptr; s = s->next()) s->close_if_idle();
+}
+
+}  // namespace
+
+HttpServer::HttpServer(std::vector<net::io_context*> io_contexts, std::string listen_address,
+                       HttpLimits limits, std::vector<WriteHandler*> handlers)
+    : io_contexts_(std::move(io_contexts)), handlers_(std::move(handlers)),
+      listen_address_(std::move(listen_address)), state_(std::make_shared<State>()) {
+  if (io_contexts_.empty() || io_contexts_.size() != handlers_.size()) {
+    throw std::invalid_argument("HttpServer: need one handler per io_context (got " +
+                                std::to_string(io_contexts_.size()) + " io_contexts, " +
+                                std::to_string(handlers_.size()) + " handlers)");
+  }
+  set_limits(limits);
+}
+
+HttpServer::~HttpServer() {
+  if (!listeners_.empty()) stop_accepting();
+}
+
+void HttpServer::start() {
+  auto parsed = parse_listen_address(listen_address_);
+  tcp::endpoint endpoint(resolve_listen_host(parsed.host), parsed.port);
+  std::vector<std::shared_ptr<Listener>> created;
+  for (std::size_t i = 0; i < io_contexts_.size(); ++i) {
+    auto listener = std::make_shared<Listener>(*io_contexts_[i], handlers_[i], state_);
+    auto& acceptor = listener->acceptor;
+    beast::error_code ec;
+    auto fail = [&](const char* what) {
+      return std::runtime_error("http: cannot " + std::string(what) + " " + listen_address_ + ": " +
+                                ec.message());
+    };
+    acceptor.open(endpoint.protocol(), ec);
+    if (ec) throw fail("open a socket for");
+    acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (ec) throw fail("set SO_REUSEADDR on");
+    acceptor.set_option(ReusePort(true), ec);
+    if (ec) throw fail("set SO_REUSEPORT on");
+    acceptor.bind(endpoint, ec);
+    if (ec) throw fail("bind");
+    acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) throw fail("listen on");
+    if (i == 0) {
+      endpoint.port(acceptor.local_endpoint(ec).port());
+      if (ec) throw fail("read the local port of");
+      port_ = endpoint.port();
+    }
+    created.push_back(std::move(listener));
+  }
+  for (auto& listener : created) {
+    net::post(listener->io, [listener] { listener->do_accept(); });
+    listeners_.push_back(listener);
+  }
+}
+
+void HttpServer::stop_accepting() {
+  state_->stopping.store(true, std::memory_order_relaxed);
+  for (auto& any : listeners_) {
+    auto listener = std::static_pointer_cast<Listener>(any);
+    net::post(listener->io, [listener] { listener->stop(); });
+  }
+}
+
+void HttpServer::set_limits(HttpLimits limits) {
+  std::lock_guard lock(state_->limits_mutex);
+  state_->limits = limits;
+  state_->max_connections.store(limits.max_connections, std::memory_order_relaxed);
+  state_->limits_generation.fetch_add(1, std::memory_order_release);
+}
+
+HttpLimits HttpServer::limits() const {
+  std::lock_guard lock(state_->limits_mutex);
+  return state_->limits;
+}
+
+std::size_t HttpServer::connections() const {
+  return state_->connections.load(std::memory_order_relaxed);
+}
+
+const HttpServer::Stats& HttpServer::stats() const { return state_->stats; }
+
+}  // namespace sluice

@@ -1,0 +1,210 @@
+#include "ingest/http_write_service.h"
+
+#include <atomic>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <simdjson.h>
+
+namespace sluice {
+
+bool parse_ack_mode(std::string_view text, AckMode& out) {
+  if (text.empty() || text == "committed") {
+    out = AckMode::committed;
+    return true;
+  }
+  if (text == "accepted") {
+    out = AckMode::accepted;
+    return true;
+  }
+  return false;
+}
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          static const char* hex = "0123456789abcdef";
+          out += "\\u00";
+          out += hex[c >> 4];
+          out += hex[c & 15];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+std::string verdict_json(uint64_t accepted, uint64_t rejected, const std::vector<RowError>& errors,
+                         std::string_view error) {
+  std::string out = "{\"accepted\":" + std::to_string(accepted) + ",\"rejected\":" + std::to_string(rejected);
+  if (!error.empty()) out += ",\"error\":\"" + json_escape(error) + "\"";
+  out += ",\"errors\":[";
+  for (size_t i = 0; i < errors.size(); ++i) {
+    if (i) out += ',';
+    out += "{\"row\":" + std::to_string(errors[i].row) + ",\"column\":\"" + json_escape(errors[i].column) +
+           "\",\"message\":\"" + json_escape(errors[i].message) + "\"}";
+  }
+  out += "]}";
+  return out;
+}
+
+namespace {
+
+WriteResponse error_response(unsigned status, std::string_view message, unsigned retry_after = 0) {
+  WriteResponse r;
+  r.status = status;
+  r.body = "{\"error\":\"" + json_escape(message) + "\"}";
+  r.retry_after_s = retry_after;
+  return r;
+}
+
+// Shared between the ack callback (writer thread, posts back) and the timeout timer (IO thread):
+// whichever runs first on the IO thread answers; the other does nothing.
+struct PendingAnswer {
+  std::function<void(WriteResponse)> done;
+  boost::asio::steady_timer timer;
+  uint64_t accepted = 0;
+  uint64_t rejected = 0;
+  std::vector<RowError> errors;
+  bool answered = false;  // only touched on the IO thread
+
+  PendingAnswer(boost::asio::io_context& io, std::function<void(WriteResponse)> d)
+      : done(std::move(d)), timer(io) {}
+
+  void answer(WriteResponse r) {
+    if (answered) return;
+    answered = true;
+    timer.cancel();
+    done(std::move(r));
+  }
+};
+
+}  // namespace
+
+HttpWriteService::HttpWriteService(IngestContext& context, const HttpConfig& config)
+    : ctx_(context),
+      max_rows_(config.max_rows_per_request),
+      ack_timeout_(config.ack_timeout_ms) {
+  if (!parse_epoch_precision(config.default_precision, default_precision_)) default_precision_ = EpochPrecision::s;
+}
+
+void HttpWriteService::handle(const WriteRequest& request, std::function<void(WriteResponse)> done) {
+  if (ctx_.closing()) {
+    done(error_response(503, "sluice is shutting down", 1));
+    return;
+  }
+  const TableSchema* table = ctx_.catalog().find(request.table);
+  if (!table) {
+    ctx_.counters().http_unknown_table.add();
+    done(error_response(404, "unknown table \"" + std::string(request.table) +
+                                 "\" (sluice writes only to the tables listed in its config)"));
+    return;
+  }
+  EpochPrecision precision = default_precision_;
+  if (!request.precision.empty() && !parse_epoch_precision(request.precision, precision)) {
+    done(error_response(400, "invalid precision \"" + std::string(request.precision) + "\" (use s, ms, us or ns)"));
+    return;
+  }
+  AckMode ack_mode;
+  if (!parse_ack_mode(request.ack_mode, ack_mode)) {
+    done(error_response(400, "invalid X-Sluice-Ack \"" + std::string(request.ack_mode) +
+                                 "\" (use committed or accepted)"));
+    return;
+  }
+  const JsonShape shape = request.content_type.find("ndjson") != std::string_view::npos ||
+                                  request.content_type.find("jsonlines") != std::string_view::npos
+                              ? JsonShape::ndjson
+                              : JsonShape::automatic;
+
+  std::string& body = *request.body;
+  if (body.capacity() < body.size() + simdjson::SIMDJSON_PADDING) body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+
+  RowEncoder& encoder = ctx_.encoder(table->id);
+  encoder.set_precision(precision);
+  JsonParseResult& result = ctx_.scratch_result();
+  ctx_.json_parser().parse(std::string_view(body.data(), body.size()), body.capacity(), shape, encoder, table->id,
+                           max_rows_, result);
+
+  if (!result.syntax_ok) {
+    ctx_.counters().http_bad_body.add();
+    WriteResponse r;
+    r.status = 400;
+    r.body = "{\"error\":\"body is not valid JSON: " + json_escape(result.syntax_error) +
+             "\",\"offset\":" + std::to_string(result.error_offset) + "}";
+    done(std::move(r));
+    return;
+  }
+  if (!result.blocks.empty() && !ctx_.has_room_for(result.blocks.size())) {
+    ctx_.counters().http_ring_full.add();
+    result.blocks.clear();
+    done(error_response(429, "ingest queue is full, retry later", 1));
+    return;
+  }
+  ctx_.count(table->id, body.size(), result);
+
+  const unsigned verdict_status = result.rows_rejected == 0 ? 200 : 400;
+  if (result.blocks.empty() || ack_mode == AckMode::accepted) {
+    WriteResponse r;
+    r.status = verdict_status;
+    r.body = verdict_json(result.rows_accepted, result.rows_rejected, result.errors);
+    ctx_.push_all(result.blocks);
+    done(std::move(r));
+    return;
+  }
+
+  auto pending = std::make_shared<PendingAnswer>(ctx_.io(), std::move(done));
+  pending->accepted = result.rows_accepted;
+  pending->rejected = result.rows_rejected;
+  pending->errors = std::move(result.errors);
+  result.errors.clear();
+
+  auto ack = Ack::make(static_cast<uint32_t>(result.blocks.size()),
+                       [pending, verdict_status, &io = ctx_.io()](const AckResult& a) {
+                         // Runs on a writer thread: hand the verdict to the session's IO thread.
+                         boost::asio::post(io, [pending, verdict_status, a]() {
+                           WriteResponse r;
+                           switch (a.outcome) {
+                             case AckOutcome::committed:
+                               r.status = verdict_status;
+                               r.body = verdict_json(pending->accepted, pending->rejected, pending->errors);
+                               break;
+                             case AckOutcome::failed:
+                               r.status = 500;
+                               r.body = verdict_json(a.rows_committed, pending->rejected + pending->accepted - a.rows_committed,
+                                                     pending->errors, "the database refused rows: " + a.message);
+                               break;
+                             case AckOutcome::shutdown:
+                               r.status = 503;
+                               r.retry_after_s = 1;
+                               r.body = verdict_json(a.rows_committed, pending->rejected, pending->errors,
+                                                     "sluice stopped before the rows were committed: " + a.message);
+                               break;
+                           }
+                           pending->answer(std::move(r));
+                         });
+                       });
+  for (auto& b : result.blocks) b->ack = ack;
+  ctx_.push_all(result.blocks);
+
+  pending->timer.expires_after(ack_timeout_);
+  pending->timer.async_wait([pending](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled: answered already
+    WriteResponse r;
+    r.status = 504;
+    r.body = verdict_json(0, pending->rejected, pending->errors,
+                          "the rows were accepted but not committed in time; they may still be committed");
+    pending->answer(std::move(r));
+  });
+}
+
+}  // namespace sluice

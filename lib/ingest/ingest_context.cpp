@@ -1,0 +1,42 @@
+#include "ingest/ingest_context.h"
+
+namespace sluice {
+
+IngestContext::IngestContext(boost::asio::io_context& io, BlockRing& ring, metrics::IngestShard& counters,
+                             const Catalog& catalog, size_t max_errors_reported)
+    : io_(io), ring_(ring), counters_(counters), catalog_(catalog), json_parser_(max_errors_reported) {
+  for (const auto& t : catalog.tables) encoders_.push_back(std::make_unique<RowEncoder>(t));
+}
+
+void IngestContext::push_all(std::vector<BlockPtr>& blocks) {
+  for (auto& b : blocks) {
+    // Cannot fail: the caller checked has_room_for() and this thread is the only producer.
+    const bool pushed = ring_.try_push(std::move(b));
+    (void)pushed;
+  }
+  blocks.clear();
+}
+
+void IngestContext::count(uint32_t table_id, size_t body_bytes, const JsonParseResult& r) {
+  auto& c = counters_.tables[table_id];
+  c.bytes_received.add(body_bytes);
+  c.rows_received.add(r.rows_accepted + r.rows_rejected);
+  c.rows_accepted.add(r.rows_accepted);
+  if (r.rows_rejected == 0) return;
+  // Attribute rejects to reasons from the kept errors; rows beyond the kept list count as invalid_value.
+  uint64_t attributed = 0;
+  for (const auto& e : r.errors) {
+    metrics::RejectReason reason = metrics::RejectReason::invalid_value;
+    if (e.message.rfind("unknown column", 0) == 0) reason = metrics::RejectReason::unknown_column;
+    else if (e.message.rfind("missing value", 0) == 0) reason = metrics::RejectReason::missing_column;
+    else if (e.message.rfind("too many rows", 0) == 0) reason = metrics::RejectReason::too_many_rows;
+    else if (e.message.rfind("row is not", 0) == 0) reason = metrics::RejectReason::malformed;
+    c.rows_rejected[static_cast<int>(reason)].add(1);
+    ++attributed;
+  }
+  if (r.rows_rejected > attributed) {
+    c.rows_rejected[static_cast<int>(metrics::RejectReason::invalid_value)].add(r.rows_rejected - attributed);
+  }
+}
+
+}  // namespace sluice

@@ -1,0 +1,63 @@
+// ingest/ingest_context.h — everything one IO thread owns for parsing, encoding and handing off.
+//
+//   io_context (1 thread) ─┬─ HTTP sessions ──► HttpWriteService ─┐
+//                          └─ UDP listeners ──► UdpIngest ────────┼─► parser + encoders ─► ring
+//                                                                 │   (this thread only, no locks)
+//                                                                 └─► IngestShard counters
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "catalog/catalog.h"
+#include "catalog/row_encoder.h"
+#include "core/block.h"
+#include "ingest/parse/json_rows.h"
+#include "metrics/registry.h"
+#include "ring/spsc_ring.h"
+
+namespace sluice {
+
+using BlockRing = SpscRing<BlockPtr>;
+
+class IngestContext {
+ public:
+  IngestContext(boost::asio::io_context& io, BlockRing& ring, metrics::IngestShard& counters,
+                const Catalog& catalog, size_t max_errors_reported);
+
+  boost::asio::io_context& io() { return io_; }
+  BlockRing& ring() { return ring_; }
+  metrics::IngestShard& counters() { return counters_; }
+  const Catalog& catalog() const { return catalog_; }
+  JsonRowParser& json_parser() { return json_parser_; }
+  RowEncoder& encoder(uint32_t table_id) { return *encoders_[table_id]; }
+  JsonParseResult& scratch_result() { return result_; }
+
+  // Once closing, no block is pushed any more (shutdown: the batcher may then drain the ring).
+  bool closing() const { return closing_; }
+  void set_closing() { closing_ = true; }
+
+  // True when every block fits in the ring right now. Only this thread pushes, so room can only grow
+  // between this check and the pushes that follow it.
+  bool has_room_for(size_t blocks) const { return ring_.capacity() - ring_.size_approx() >= blocks; }
+
+  // Moves each block into the ring; call only after has_room_for(blocks.size()).
+  void push_all(std::vector<BlockPtr>& blocks);
+
+  // Counts a parse result into the per-table counters.
+  void count(uint32_t table_id, size_t body_bytes, const JsonParseResult& r);
+
+ private:
+  boost::asio::io_context& io_;
+  BlockRing& ring_;
+  metrics::IngestShard& counters_;
+  const Catalog& catalog_;
+  JsonRowParser json_parser_;
+  std::vector<std::unique_ptr<RowEncoder>> encoders_;
+  JsonParseResult result_;
+  bool closing_ = false;
+};
+
+}  // namespace sluice

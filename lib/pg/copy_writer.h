@@ -1,0 +1,162 @@
+// pg/copy_writer.h — the writer pool: streams batches into PostgreSQL with binary COPY.
+//
+//   Batcher ── push(Batch) ──► bounded queue ──► writer thread 1..N (one libpq connection each)
+//              (blocks when full:                    │
+//               back-pressure)                        ▼
+//     COPY <table> (<columns of mask>) FROM STDIN (FORMAT binary)
+//       19-byte header · every block's tuples as-is (one PQputCopyData each) · int16 -1 trailer
+//                                                     │  autocommit: one transaction per COPY
+//                                                     ▼
+//     committed ──► Ack::complete(committed, rows) for every block
+//     connection lost (08xxx, 57P01-57P03, 53300, no result) ──► reconnect with capped jittered
+//         backoff, retry the same batch (never dropped, never failed for this)
+//     row-level (22xxx data, 23xxx integrity) ──► retry block by block: good blocks commit, a
+//         failing block's ack gets `failed` with "SQLSTATE: message"
+//     anything else (42xxx schema, ...) ──► every block's ack gets `failed`
+//
+// stop() accepts no more batches, lets the writers finish the queue, and joins them. While the
+// database stays unreachable during stop, writers keep retrying for up to stop_timeout, then
+// complete what is left with AckOutcome::shutdown. Connection loss and recovery are logged once
+// per transition; failures are counted in Stats (read by the metrics exposition), never logged
+// per row.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "batch/batch.h"
+#include "catalog/catalog.h"
+
+namespace sluice::pg {
+
+struct WriterOptions {
+  std::string url;                                   // libpq URL or conninfo
+  int connections = 2;                               // writer threads, one connection each
+  size_t queue_batches = 8;                          // push() blocks while this many are queued
+  std::chrono::milliseconds reconnect_min{100};      // backoff after the first failed attempt ...
+  std::chrono::milliseconds reconnect_max{5000};     // ... doubling up to this (each jittered to 50-100%)
+  std::chrono::milliseconds stop_timeout{30000};     // stop(): how long to keep retrying a dead database
+  std::chrono::seconds connect_timeout{5};           // libpq connect_timeout (the URL may override)
+  std::string application_name = "sluiced-writer";
+};
+
+// Counters of the pool. Everything is an atomic updated with relaxed ordering: read them at any
+// time from any thread (values of different counters may be a moment apart).
+struct WriterStats {
+  // Upper bounds (seconds) of the COPY duration histogram buckets; one more bucket is +Inf.
+  static constexpr std::array<double, 13> kCopyBuckets = {
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0};
+  static constexpr size_t kSqlstateClasses = 36 * 36;  // two characters of [0-9A-Z]
+
+  explicit WriterStats(size_t tables);
+
+  // Per table, indexed by table id (Catalog::tables[i].id).
+  std::vector<std::atomic<uint64_t>> committed_rows;
+  std::vector<std::atomic<uint64_t>> committed_bytes;
+  std::vector<std::atomic<uint64_t>> committed_batches;  // successful COPY statements
+  std::vector<std::atomic<uint64_t>> failed_rows;        // rows of blocks acked `failed`
+  std::vector<std::atomic<uint64_t>> failed_blocks;
+
+  // COPY duration, every COPY that got an answer from the server (success or error).
+  std::atomic<uint64_t> copy_count{0};
+  std::atomic<uint64_t> copy_micros_sum{0};
+  std::array<std::atomic<uint64_t>, kCopyBuckets.size() + 1> copy_buckets{};  // NOT cumulative
+  double copy_seconds_sum() const { return copy_micros_sum.load(std::memory_order_relaxed) / 1e6; }
+
+  // Failed COPY attempts by SQLSTATE class ("08", "22", "23", "42", ...); connection failures
+  // without an SQLSTATE count as "08".
+  std::array<std::atomic<uint64_t>, kSqlstateClasses> failures_by_class{};
+  uint64_t failures(std::string_view sqlstate_class) const;
+  // Calls f(std::string_view class, uint64_t count) for every class with a non-zero count.
+  template <typename F>
+  void for_each_failure_class(F&& f) const {
+    static constexpr char kDigits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for (size_t i = 0; i < kSqlstateClasses; ++i) {
+      const uint64_t n = failures_by_class[i].load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      const char cls[2] = {kDigits[i / 36], kDigits[i % 36]};
+      f(std::string_view(cls, 2), n);
+    }
+  }
+
+  std::atomic<uint64_t> split_batches{0};       // batches retried block by block after a row-level error
+  std::atomic<uint64_t> retried_batches{0};     // COPY attempts repeated after a connection failure
+  std::atomic<uint64_t> shutdown_blocks{0};     // blocks acked `shutdown` by stop()
+  std::atomic<uint64_t> connection_losses{0};   // live connections that broke
+  std::atomic<uint64_t> connect_failures{0};    // failed connection attempts
+  std::atomic<uint64_t> reconnects{0};          // successful connections after a loss or failure
+  std::atomic<int64_t> queue_depth{0};          // batches waiting in the queue
+  std::atomic<int> connected_writers{0};        // writers holding a live connection
+};
+
+class WriterPool : public BatchSink {
+ public:
+  // The catalog must outlive the pool. Never throws on an unreachable database.
+  WriterPool(const Catalog& catalog, WriterOptions options);
+  ~WriterPool() override;  // stop() if still running
+  WriterPool(const WriterPool&) = delete;
+  WriterPool& operator=(const WriterPool&) = delete;
+
+  void start();                       // N writer threads; each connects on its own thread
+  bool push(Batch&& batch) override;  // blocks while the queue is full; false after stop()
+  // Finishes every queued batch, then joins (call after Batcher::stop_and_drain). Batches pushed
+  // without start() are acked `shutdown`.
+  void stop();
+  bool connected() const;             // at least one writer has a live connection (/readyz)
+
+  const WriterStats& stats() const { return stats_; }
+  const WriterOptions& options() const { return options_; }
+
+  // Opaque writer state (connection, backoff, cached COPY statements); defined in the .cpp.
+  struct Writer;
+
+ private:
+  enum class PopResult { batch, idle, done };
+  PopResult pop(Batch& out, std::chrono::steady_clock::time_point wait_until);
+  void run(Writer& w);
+  void write_batch(Writer& w, Batch& batch);
+  bool stop_deadline_passed() const;
+  bool ensure_connected(Writer& w);
+  bool try_connect(Writer& w);
+  void wait_for_retry(Writer& w);
+  void drop_connection(Writer& w, const std::string& why);
+
+  const Catalog& catalog_;
+  const WriterOptions options_;
+  WriterStats stats_;
+
+  mutable std::mutex mutex_;                // guards queue_, closed_, stop_deadline_
+  std::condition_variable not_empty_;       // writers wait for batches (and for stop)
+  std::condition_variable not_full_;        // push() waits for room
+  std::condition_variable wake_;            // reconnect backoff waits; notified by stop()
+  std::deque<Batch> queue_;
+  bool closed_ = false;
+  std::atomic<bool> stopping_{false};
+  std::chrono::steady_clock::time_point stop_deadline_{};
+  bool started_ = false;
+  bool stopped_ = false;
+
+  std::vector<std::unique_ptr<Writer>> writers_;
+  std::vector<std::thread> threads_;
+};
+
+// The 19-byte binary COPY header and the 2-byte trailer.
+inline constexpr char kCopyBinaryHeader[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n',
+                                               '\0', 0, 0, 0, 0, 0, 0, 0, 0};
+inline constexpr char kCopyBinaryTrailer[2] = {'\377', '\377'};
+
+// How the writer reacts to a failed COPY, from its SQLSTATE.
+enum class CopyFailureKind : uint8_t { connection, row_level, other };
+CopyFailureKind classify_sqlstate(std::string_view sqlstate);
+
+}  // namespace sluice::pg

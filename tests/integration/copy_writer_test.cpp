@@ -1,0 +1,400 @@
+// Integration tests of pg/copy_writer.h (WriterPool) against a real PostgreSQL 15
+// (tests/support/pg_server.h): rows encoded by RowEncoder go in with binary COPY and every ack
+// reports what happened; a CHECK violation commits the good blocks and fails only the bad one; a
+// schema error fails the batch; a server restart mid-stream loses nothing; stop() against a dead
+// server gives up after stop_timeout with `shutdown` acks.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "catalog/row_encoder.h"
+#include "pg/connection.h"
+#include "pg/copy_writer.h"
+#include "support/pg_server.h"
+
+namespace sluice {
+namespace {
+
+using namespace std::chrono_literals;
+using test::shared_pg_server;
+
+constexpr const char* kCreateTable = R"sql(
+CREATE TABLE readings (
+  time    timestamptz NOT NULL,
+  device  text NOT NULL,
+  seq     bigint NOT NULL,
+  value   double precision,
+  amount  numeric(12,3),
+  ok      boolean,
+  id      uuid,
+  attrs   jsonb,
+  note    text DEFAULT 'none',
+  CONSTRAINT value_non_negative CHECK (value >= 0)
+);
+)sql";
+
+constexpr int64_t kBaseEpoch = 1709251200;  // 2024-03-01T00:00:00Z
+
+// Records the result of every ack it hands out.
+class AckLog {
+ public:
+  std::shared_ptr<Ack> make(uint32_t blocks = 1) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const size_t slot = results_.size();
+    results_.emplace_back();
+    calls_.push_back(0);
+    return Ack::make(blocks, [this, slot](const AckResult& r) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      results_[slot] = r;
+      ++calls_[slot];
+      cv_.notify_all();
+    });
+  }
+  // Waits until every ack handed out so far completed (or 20 s passed).
+  bool wait_all() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return cv_.wait_for(lock, 20s, [&] {
+      for (int c : calls_) {
+        if (c == 0) return false;
+      }
+      return true;
+    });
+  }
+  AckResult result(size_t i) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return results_.at(i);
+  }
+  int calls(size_t i) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return calls_.at(i);
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return results_.size();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<AckResult> results_;
+  std::vector<int> calls_;
+};
+
+std::string uuid_for(int64_t seq) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012llx", static_cast<unsigned long long>(seq));
+  return buf;
+}
+
+class CopyWriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string db = std::string("copy_writer_") +
+                           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    db_ = db;
+    url_ = shared_pg_server().create_database(db_);
+    shared_pg_server().psql(db_, kCreateTable);
+    pg::Connection conn(url_);
+    catalog_ = load_catalog(conn.get(), {TableSpec{"readings", "time"}});
+    ASSERT_EQ(catalog_.tables.size(), 1u);
+    ASSERT_EQ(catalog_.tables[0].all_omittable, 1u);  // only `note` has a default
+  }
+
+  const TableSchema& table() const { return catalog_.tables[0]; }
+
+  pg::WriterOptions options(int connections = 2) const {
+    pg::WriterOptions o;
+    o.url = url_;
+    o.connections = connections;
+    o.queue_batches = 4;
+    o.reconnect_min = 20ms;
+    o.reconnect_max = 200ms;
+    return o;
+  }
+
+  // Rows seq in [first, first + n); the row with seq == bad_seq gets value -1 (CHECK violation).
+  BlockPtr encode(int64_t first, int n, std::shared_ptr<Ack> ack, bool with_note = false,
+                  int64_t bad_seq = -1) {
+    RowEncoder enc(table());
+    const TableSchema& t = table();
+    auto b = std::make_unique<Block>();
+    b->table_id = t.id;
+    b->ack = std::move(ack);
+    for (int64_t seq = first; seq < first + n; ++seq) {
+      uint64_t mask = 0;
+      enc.begin_row();
+      const bool ok = enc.put_number(t.find("time"), std::to_string(kBaseEpoch + seq)) &&
+                      enc.put_string(t.find("device"), "dev-" + std::to_string(seq % 7)) &&
+                      enc.put_number(t.find("seq"), std::to_string(seq)) &&
+                      enc.put_number(t.find("value"), seq == bad_seq ? "-1" : std::to_string(seq) + ".5") &&
+                      enc.put_number(t.find("amount"), std::to_string(seq) + ".125") &&
+                      enc.put_bool(t.find("ok"), seq % 2 == 0) &&
+                      enc.put_string(t.find("id"), uuid_for(seq)) &&
+                      enc.put_json(t.find("attrs"), "{\"k\":" + std::to_string(seq) + "}") &&
+                      (!with_note || enc.put_string(t.find("note"), "n" + std::to_string(seq))) &&
+                      enc.end_row(b->data, mask, b->min_time, b->max_time);
+      EXPECT_TRUE(ok) << enc.error();
+      b->column_mask = mask;
+      ++b->rows;
+    }
+    return b;
+  }
+
+  static Batch batch_of(std::vector<BlockPtr> blocks) {
+    Batch b;
+    b.table_id = blocks.front()->table_id;
+    b.column_mask = blocks.front()->column_mask;
+    for (auto& block : blocks) {
+      b.rows += block->rows;
+      b.bytes += block->data.size();
+      b.blocks.push_back(std::move(block));
+    }
+    return b;
+  }
+
+  std::string sql(const std::string& query) const {
+    std::string out = shared_pg_server().psql(db_, query);
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    return out;
+  }
+
+  std::string db_;
+  std::string url_;
+  Catalog catalog_;
+};
+
+TEST_F(CopyWriterTest, CommitsEveryRowAndAcksEachBlock) {
+  AckLog acks;
+  pg::WriterPool pool(catalog_, options());
+  pool.start();
+  // Batch 1: two blocks of one request (one ack for both) + a block without ack (UDP).
+  {
+    auto shared = acks.make(2);
+    std::vector<BlockPtr> blocks;
+    blocks.push_back(encode(0, 100, shared));
+    blocks.push_back(encode(100, 50, shared));
+    blocks.push_back(encode(150, 25, nullptr));
+    ASSERT_TRUE(pool.push(batch_of(std::move(blocks))));
+  }
+  // Batch 2: with the defaulted column present (a different column mask).
+  {
+    std::vector<BlockPtr> blocks;
+    blocks.push_back(encode(175, 25, acks.make(), /*with_note=*/true));
+    EXPECT_EQ(blocks.front()->column_mask, 1u);
+    ASSERT_TRUE(pool.push(batch_of(std::move(blocks))));
+  }
+  ASSERT_TRUE(acks.wait_all());
+  EXPECT_TRUE(pool.connected());
+  pool.stop();
+  EXPECT_FALSE(pool.connected());
+
+  ASSERT_EQ(acks.size(), 2u);
+  EXPECT_EQ(acks.calls(0), 1);
+  EXPECT_EQ(acks.result(0).outcome, AckOutcome::committed);
+  EXPECT_EQ(acks.result(0).rows_committed, 150u);
+  EXPECT_EQ(acks.result(0).message, "");
+  EXPECT_EQ(acks.result(1).outcome, AckOutcome::committed);
+  EXPECT_EQ(acks.result(1).rows_committed, 25u);
+
+  EXPECT_EQ(sql("SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM readings"), "200|200|0|199");
+  EXPECT_EQ(sql("SELECT extract(epoch FROM time)::bigint, device, value, amount, ok, id, attrs->>'k', note "
+                "FROM readings WHERE seq = 42"),
+            "1709251242|dev-0|42.5|42.125|t|00000000-0000-4000-8000-00000000002a|42|none");
+  EXPECT_EQ(sql("SELECT count(*) FROM readings WHERE note = 'none'"), "175");
+  EXPECT_EQ(sql("SELECT note FROM readings WHERE seq = 180"), "n180");
+
+  const auto& s = pool.stats();
+  EXPECT_EQ(s.committed_rows[0].load(), 200u);
+  EXPECT_EQ(s.committed_batches[0].load(), 2u);
+  EXPECT_GT(s.committed_bytes[0].load(), 200u * 8);
+  EXPECT_EQ(s.failed_blocks[0].load(), 0u);
+  EXPECT_EQ(s.copy_count.load(), 2u);
+  uint64_t in_buckets = 0;
+  for (const auto& b : s.copy_buckets) in_buckets += b.load();
+  EXPECT_EQ(in_buckets, 2u);
+  EXPECT_EQ(s.queue_depth.load(), 0);
+  EXPECT_EQ(s.connection_losses.load(), 0u);
+  EXPECT_FALSE(pool.push(batch_of([&] {
+    std::vector<BlockPtr> v;
+    v.push_back(encode(500, 1, nullptr));
+    return v;
+  }())));  // closed after stop()
+}
+
+TEST_F(CopyWriterTest, RowLevelErrorCommitsGoodBlocksAndFailsTheBadOne) {
+  AckLog acks;
+  pg::WriterPool pool(catalog_, options(1));
+  pool.start();
+  std::vector<BlockPtr> blocks;
+  blocks.push_back(encode(0, 30, acks.make()));
+  blocks.push_back(encode(30, 30, acks.make(), false, /*bad_seq=*/45));
+  blocks.push_back(encode(60, 30, acks.make()));
+  auto whole_request = acks.make(2);  // one request whose two blocks are both good
+  blocks.push_back(encode(90, 5, whole_request));
+  blocks.push_back(encode(95, 5, whole_request));
+  ASSERT_TRUE(pool.push(batch_of(std::move(blocks))));
+  ASSERT_TRUE(acks.wait_all());
+  pool.stop();
+
+  EXPECT_EQ(acks.result(0).outcome, AckOutcome::committed);
+  EXPECT_EQ(acks.result(0).rows_committed, 30u);
+  const AckResult bad = acks.result(1);
+  EXPECT_EQ(bad.outcome, AckOutcome::failed);
+  EXPECT_EQ(bad.rows_committed, 0u);
+  EXPECT_NE(bad.message.find("23514"), std::string::npos) << bad.message;
+  EXPECT_NE(bad.message.find("value_non_negative"), std::string::npos) << bad.message;
+  EXPECT_NE(bad.message.find("line 16"), std::string::npos) << bad.message;  // seq 45 is row 16
+  EXPECT_EQ(acks.result(2).outcome, AckOutcome::committed);
+  EXPECT_EQ(acks.result(3).outcome, AckOutcome::committed);
+  EXPECT_EQ(acks.result(3).rows_committed, 10u);
+
+  EXPECT_EQ(sql("SELECT count(*), min(seq), max(seq), count(*) FILTER (WHERE seq BETWEEN 30 AND 59) FROM readings"),
+            "70|0|99|0");
+  const auto& s = pool.stats();
+  EXPECT_EQ(s.split_batches.load(), 1u);
+  EXPECT_EQ(s.failures("23"), 2u);  // the whole batch, then the bad block alone
+  EXPECT_EQ(s.failed_blocks[0].load(), 1u);
+  EXPECT_EQ(s.failed_rows[0].load(), 30u);
+  EXPECT_EQ(s.committed_rows[0].load(), 70u);
+  EXPECT_EQ(s.committed_batches[0].load(), 4u);  // the four good blocks, one COPY each
+  std::vector<std::string> classes;
+  s.for_each_failure_class([&](std::string_view cls, uint64_t n) {
+    classes.push_back(std::string(cls) + "=" + std::to_string(n));
+  });
+  EXPECT_EQ(classes, (std::vector<std::string>{"23=2"}));
+}
+
+TEST_F(CopyWriterTest, SchemaErrorFailsEveryBlockWithTheMessage) {
+  shared_pg_server().psql(db_, "ALTER TABLE readings DROP COLUMN amount;");
+  AckLog acks;
+  pg::WriterPool pool(catalog_, options(1));
+  pool.start();
+  std::vector<BlockPtr> blocks;
+  blocks.push_back(encode(0, 10, acks.make()));
+  blocks.push_back(encode(10, 10, acks.make()));
+  ASSERT_TRUE(pool.push(batch_of(std::move(blocks))));
+  ASSERT_TRUE(acks.wait_all());
+  pool.stop();
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(acks.result(i).outcome, AckOutcome::failed);
+    EXPECT_NE(acks.result(i).message.find("42703"), std::string::npos) << acks.result(i).message;
+    EXPECT_NE(acks.result(i).message.find("amount"), std::string::npos) << acks.result(i).message;
+  }
+  EXPECT_EQ(pool.stats().failures("42"), 1u);
+  EXPECT_EQ(pool.stats().split_batches.load(), 0u);
+  EXPECT_EQ(pool.stats().failed_blocks[0].load(), 2u);
+  EXPECT_EQ(sql("SELECT count(*) FROM readings"), "0");
+}
+
+TEST_F(CopyWriterTest, ServerRestartMidStreamLosesNothing) {
+  // Batches big enough that a COPY is likely in flight when the server goes down.
+  constexpr int kBatches = 60;
+  constexpr int kRowsPerBatch = 1000;
+  AckLog acks;
+  pg::WriterPool pool(catalog_, options(2));
+  pool.start();
+
+  std::mutex m;
+  std::condition_variable cv;
+  int pushed = 0;
+  std::thread producer([&] {
+    for (int i = 0; i < kBatches; ++i) {
+      std::vector<BlockPtr> blocks;
+      blocks.push_back(encode(int64_t{i} * kRowsPerBatch, kRowsPerBatch, acks.make()));
+      EXPECT_TRUE(pool.push(batch_of(std::move(blocks))));
+      {
+        std::lock_guard<std::mutex> lock(m);
+        ++pushed;
+      }
+      cv.notify_all();
+    }
+  });
+  {
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait(lock, [&] { return pushed >= kBatches / 3; });
+  }
+  shared_pg_server().restart();  // fast shutdown: in-flight COPYs and idle connections break
+  producer.join();
+  ASSERT_TRUE(acks.wait_all());
+  pool.stop();
+
+  int committed = 0;
+  uint64_t rows = 0;
+  for (size_t i = 0; i < acks.size(); ++i) {
+    EXPECT_EQ(acks.calls(i), 1);
+    if (acks.result(i).outcome == AckOutcome::committed) ++committed;
+    rows += acks.result(i).rows_committed;
+  }
+  EXPECT_EQ(committed, kBatches);
+  EXPECT_EQ(rows, uint64_t{kBatches} * kRowsPerBatch);
+  const int n = kBatches * kRowsPerBatch;
+  EXPECT_EQ(sql("SELECT count(DISTINCT seq), min(seq), max(seq) FROM readings"),
+            std::to_string(n) + "|0|" + std::to_string(n - 1));
+  EXPECT_EQ(sql("SELECT count(*) FROM readings"), std::to_string(n));
+  const auto& s = pool.stats();
+  EXPECT_GE(s.connection_losses.load(), 1u);
+  EXPECT_GE(s.reconnects.load(), 1u);
+  EXPECT_EQ(s.committed_rows[0].load(), uint64_t(n));
+  EXPECT_EQ(s.shutdown_blocks.load(), 0u);
+  EXPECT_EQ(s.failed_blocks[0].load(), 0u);
+}
+
+TEST_F(CopyWriterTest, StopGivesUpOnUnreachableDatabaseWithShutdownAcks) {
+  auto& server = shared_pg_server();
+  struct Restore {
+    ~Restore() { shared_pg_server().start_again(); }
+  } restore;
+  server.stop_keep_data();
+
+  AckLog acks;
+  pg::WriterOptions o = options(2);
+  o.stop_timeout = 300ms;
+  pg::WriterPool pool(catalog_, o);
+  pool.start();
+  for (int i = 0; i < 3; ++i) {
+    std::vector<BlockPtr> blocks;
+    blocks.push_back(encode(i * 10, 10, acks.make()));
+    ASSERT_TRUE(pool.push(batch_of(std::move(blocks))));
+  }
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(pool.connected());
+  const auto t0 = std::chrono::steady_clock::now();
+  pool.stop();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 3s);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(acks.calls(i), 1);
+    EXPECT_EQ(acks.result(i).outcome, AckOutcome::shutdown);
+    EXPECT_EQ(acks.result(i).rows_committed, 0u);
+  }
+  EXPECT_EQ(pool.stats().shutdown_blocks.load(), 3u);
+  EXPECT_GE(pool.stats().connect_failures.load(), 2u);
+  EXPECT_EQ(pool.stats().committed_rows[0].load(), 0u);
+}
+
+TEST(CopyWriterClassify, SqlstateClasses) {
+  using pg::CopyFailureKind;
+  EXPECT_EQ(pg::classify_sqlstate("08006"), CopyFailureKind::connection);
+  EXPECT_EQ(pg::classify_sqlstate("08P01"), CopyFailureKind::connection);
+  EXPECT_EQ(pg::classify_sqlstate("57P01"), CopyFailureKind::connection);
+  EXPECT_EQ(pg::classify_sqlstate("57P03"), CopyFailureKind::connection);
+  EXPECT_EQ(pg::classify_sqlstate("53300"), CopyFailureKind::connection);
+  EXPECT_EQ(pg::classify_sqlstate("22P02"), CopyFailureKind::row_level);
+  EXPECT_EQ(pg::classify_sqlstate("23505"), CopyFailureKind::row_level);
+  EXPECT_EQ(pg::classify_sqlstate("42703"), CopyFailureKind::other);
+  EXPECT_EQ(pg::classify_sqlstate("57014"), CopyFailureKind::other);
+  EXPECT_EQ(pg::classify_sqlstate("53100"), CopyFailureKind::other);
+  EXPECT_EQ(pg::classify_sqlstate(""), CopyFailureKind::connection);
+}
+
+}  // namespace
+}  // namespace sluice

@@ -262,9 +262,10 @@ Config parse_config(const std::string& text, const std::string& source_name) {
   }
 
   if (!problems.empty()) {
-    throw ConfigError(source_name + ": " + std::to_string(problems.size()) +
-                          (problems.size() == 1 ? " problem" : " problems"),
-                      std::move(problems));
+    // The summary is built before the vector is moved into the exception.
+    const std::string summary = source_name + ": " + std::to_string(problems.size()) +
+                                (problems.size() == 1 ? " problem" : " problems");
+    throw ConfigError(summary, std::move(problems));
   }
   return c;
 }

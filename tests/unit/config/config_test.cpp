@@ -1,0 +1,137 @@
+#include "config/config.h"
+
+#include <cstdlib>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+namespace sluice {
+namespace {
+
+const char* kMinimal = R"({"database": {"url": "postgresql://u@h/db"}, "tables": [{"name": "t"}]})";
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override { unsetenv("SLUICE_DATABASE_URL"); }
+  void TearDown() override { unsetenv("SLUICE_DATABASE_URL"); }
+
+  std::vector<std::string> problems(const std::string& text) {
+    try {
+      parse_config(text, "test.json");
+    } catch (const ConfigError& e) {
+      return e.problems();
+    }
+    return {};
+  }
+};
+
+TEST_F(ConfigTest, MinimalConfigGetsTheDocumentedDefaults) {
+  const Config c = parse_config(kMinimal, "test.json");
+  EXPECT_EQ(c.database.url, "postgresql://u@h/db");
+  EXPECT_EQ(c.database.connections, 2);
+  EXPECT_EQ(c.pipeline.io_threads, 2);
+  EXPECT_EQ(c.pipeline.ring_capacity, 1024u);
+  EXPECT_EQ(c.batch.max_rows, 20000u);
+  EXPECT_EQ(c.batch.max_bytes, 8u << 20);
+  EXPECT_EQ(c.batch.max_age_ms, 50);
+  EXPECT_EQ(c.http.listen, "127.0.0.1:8080");
+  EXPECT_EQ(c.http.max_body_bytes, 16u << 20);
+  EXPECT_EQ(c.http.default_precision, "s");
+  EXPECT_EQ(c.admin.listen, "127.0.0.1:9100");
+  EXPECT_EQ(c.log.level, "info");
+  ASSERT_EQ(c.tables.size(), 1u);
+  EXPECT_EQ(c.tables[0].name, "t");
+  EXPECT_TRUE(c.udp.empty());
+}
+
+TEST_F(ConfigTest, CommentsAreAllowed) {
+  const Config c = parse_config(R"(// leading comment
+    { /* block */ "database": {"url": "x"}, // trailing
+      "tables": [{"name": "a"}, {"name": "flux.b", "time_column": "time"}] })", "c.json");
+  ASSERT_EQ(c.tables.size(), 2u);
+  EXPECT_EQ(c.tables[1].time_column, "time");
+}
+
+TEST_F(ConfigTest, EnvironmentOverridesTheDatabaseUrl) {
+  setenv("SLUICE_DATABASE_URL", "postgresql://env@h/db", 1);
+  EXPECT_EQ(parse_config(kMinimal, "t").database.url, "postgresql://env@h/db");
+  EXPECT_EQ(parse_config(R"({"tables": [{"name": "t"}]})", "t").database.url, "postgresql://env@h/db");
+}
+
+TEST_F(ConfigTest, EveryProblemIsReportedAtOnceWithItsPath) {
+  const auto p = problems(R"({
+    "database": {"connections": 100},
+    "pipeline": {"io_threads": "two"},
+    "http": {"listen": "8080", "default_precision": "h", "bogus": 1},
+    "udp": [{"listen": "127.0.0.1:1", "table": "missing", "format": "csv"}, {"table": "t"}],
+    "log": {"level": "loud"},
+    "tables": [{"name": "t"}, {"name": "t"}, {"time_column": "x"}],
+    "extra": true
+  })");
+  const std::vector<std::string> expected = {
+      "database.connections: 100 is out of range [1, 64]",
+      "pipeline.io_threads: expected an integer",
+      "http.bogus: unknown setting",
+      "http.listen: \"8080\" is not host:port",
+      "http.default_precision: \"h\" is not one of s, ms, us, ns",
+      "udp[0].format: \"csv\" is not supported (supported: ndjson)",
+      "udp[1].listen: required",
+      "log.level: \"loud\" is not one of trace, debug, info, warn, error, critical, off",
+      "tables[1].name: table \"t\" is listed twice",
+      "tables[2].name: required",
+      "udp[0].table: \"missing\" is not listed in tables",
+      "extra: unknown setting",
+      "database.url: required (or set SLUICE_DATABASE_URL)",
+  };
+  for (const auto& e : expected) {
+    EXPECT_NE(std::find(p.begin(), p.end(), e), p.end()) << "missing: " << e;
+  }
+  EXPECT_EQ(p.size(), expected.size()) << ::testing::PrintToString(p);
+}
+
+TEST_F(ConfigTest, SummaryCountsTheProblems) {
+  try {
+    parse_config(R"({"tables": []})", "f.json");
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("f.json: 2 problems\n", 0), 0u) << e.what();
+  }
+}
+
+TEST_F(ConfigTest, InvalidJsonNamesTheFileAndPosition) {
+  try {
+    parse_config("{\"tables\": [", "broken.json");
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("broken.json: not valid JSON"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(ConfigTest, MissingFileIsAClearError) {
+  EXPECT_THROW(load_config("/nonexistent/sluice.json"), ConfigError);
+}
+
+TEST_F(ConfigTest, ShippedConfigsAreValid) {
+  for (const char* f : {"config/local.json", "config/example.json"}) {
+    const std::string path = std::string(SLUICE_SOURCE_DIR) + "/" + f;
+    EXPECT_NO_THROW(load_config(path)) << path;
+  }
+}
+
+TEST(SplitHostPort, AcceptsHostPortAndBracketedV6) {
+  std::string host;
+  uint16_t port = 0;
+  EXPECT_TRUE(split_host_port("127.0.0.1:8080", host, port));
+  EXPECT_EQ(host, "127.0.0.1");
+  EXPECT_EQ(port, 8080);
+  EXPECT_TRUE(split_host_port("[::1]:9", host, port));
+  EXPECT_EQ(host, "::1");
+  EXPECT_EQ(port, 9);
+  EXPECT_FALSE(split_host_port("::1:9", host, port));
+  EXPECT_FALSE(split_host_port("host:", host, port));
+  EXPECT_FALSE(split_host_port("host:70000", host, port));
+  EXPECT_FALSE(split_host_port(":80", host, port));
+}
+
+}  // namespace
+}  // namespace sluice

@@ -8,6 +8,7 @@ const char* flush_trigger_name(FlushTrigger t) {
     case FlushTrigger::bytes: return "bytes";
     case FlushTrigger::age: return "age";
     case FlushTrigger::shutdown: return "shutdown";
+    case FlushTrigger::idle: return "idle";
   }
   return "unknown";
 }

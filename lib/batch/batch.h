@@ -15,9 +15,11 @@
 
 namespace sluice {
 
-enum class FlushTrigger : uint8_t { rows = 0, bytes = 1, age = 2, shutdown = 3 };
-inline constexpr size_t kFlushTriggerCount = 4;
-const char* flush_trigger_name(FlushTrigger t);  // "rows", "bytes", "age", "shutdown"
+// rows/bytes/age: a limit was reached. idle: a writer was waiting for work and the rings were
+// empty, so holding the rows back would only add latency (the database had nothing to do).
+enum class FlushTrigger : uint8_t { rows = 0, bytes = 1, age = 2, shutdown = 3, idle = 4 };
+inline constexpr size_t kFlushTriggerCount = 5;
+const char* flush_trigger_name(FlushTrigger t);  // "rows", "bytes", "age", "shutdown", "idle"
 
 struct BatchLimits {
   size_t max_rows = 20000;                  // flush once a batch holds at least this many rows
@@ -43,6 +45,9 @@ class BatchSink {
   // Blocks while the sink is full (back-pressure up to the rings). Returns false only if the sink
   // is closed; the batch is then left untouched (the caller still owns its blocks and acks).
   virtual bool push(Batch&& batch) = 0;
+  // True when a batch pushed now would be picked up at once (a writer is waiting and nothing is
+  // queued). The batcher then flushes what it holds instead of waiting for a limit.
+  virtual bool idle() const { return false; }
 };
 
 }  // namespace sluice

@@ -71,6 +71,9 @@ void Batcher::run() {
     refresh_limits();
     const size_t taken = drain_pass(kBlocksPerRingPerPass);
     flush_aged(Clock::now());
+    // The rings are empty for now and a writer is waiting: waiting for a limit would only add
+    // latency. Under load the writers stay busy, so batches grow until one is free again.
+    if (taken == 0 && sink_.idle()) flush_all(FlushTrigger::idle);
     if (taken == 0) {
       std::this_thread::sleep_for(idle_sleep);
       idle_sleep = std::min(idle_sleep * 2, kIdleSleepMax);
@@ -86,8 +89,12 @@ void Batcher::drain_everything() {
   // Producers have stopped, so the rings only shrink: drain until a whole pass finds nothing.
   while (drain_pass(std::numeric_limits<size_t>::max()) != 0) {
   }
+  flush_all(FlushTrigger::shutdown);
+}
+
+void Batcher::flush_all(FlushTrigger trigger) {
   for (Pending& p : groups_) {
-    if (!p.batch.blocks.empty()) flush(p, FlushTrigger::shutdown);
+    if (!p.batch.blocks.empty()) flush(p, trigger);
   }
 }
 

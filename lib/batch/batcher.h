@@ -67,6 +67,7 @@ class Batcher {
   // Takes up to `per_ring` blocks from each ring; returns how many it took.
   size_t drain_pass(size_t per_ring);
   void add(BlockPtr block);
+  void flush_all(FlushTrigger trigger);
   void flush_aged(std::chrono::steady_clock::time_point now);
   void flush(Pending& p, FlushTrigger trigger);
   void emit(Batch&& batch);

@@ -247,19 +247,44 @@ bool WriterPool::stop_deadline_passed() const {
   return stopping_.load(std::memory_order_acquire) && Clock::now() >= stop_deadline_;
 }
 
-WriterPool::PopResult WriterPool::pop(Batch& out, Clock::time_point wait_until) {
+// Batches of the same table and columns that queued up while every writer was busy go out in
+// the same COPY: one commit instead of several (group commit), in queue order.
+void WriterPool::merge_queued(Batch& out) {
+  for (auto it = queue_.begin(); it != queue_.end() && out.rows < options_.merge_max_rows;) {
+    if (it->table_id != out.table_id || it->column_mask != out.column_mask) {
+      ++it;
+      continue;
+    }
+    out.rows += it->rows;
+    out.bytes += it->bytes;
+    out.min_time = std::min(out.min_time, it->min_time);
+    out.max_time = std::max(out.max_time, it->max_time);
+    for (auto& b : it->blocks) out.blocks.push_back(std::move(b));
+    it = queue_.erase(it);
+  }
+}
+
+bool WriterPool::idle() const {
+  return waiting_connected_.load(std::memory_order_acquire) > 0 &&
+         stats_.queue_depth.load(std::memory_order_relaxed) == 0;
+}
+
+WriterPool::PopResult WriterPool::pop(Batch& out, Clock::time_point wait_until, bool connected) {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     if (!queue_.empty()) {
       out = std::move(queue_.front());
       queue_.pop_front();
+      merge_queued(out);
       stats_.queue_depth.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
       not_full_.notify_one();
       return PopResult::batch;
     }
     if (stopping_.load(std::memory_order_relaxed)) return PopResult::done;
-    if (not_empty_.wait_until(lock, wait_until) == std::cv_status::timeout && queue_.empty() &&
-        !stopping_.load(std::memory_order_relaxed)) {
+    if (connected) waiting_connected_.fetch_add(1, std::memory_order_release);
+    const auto status = not_empty_.wait_until(lock, wait_until);
+    if (connected) waiting_connected_.fetch_sub(1, std::memory_order_release);
+    if (status == std::cv_status::timeout && queue_.empty() && !stopping_.load(std::memory_order_relaxed)) {
       return PopResult::idle;
     }
   }
@@ -271,7 +296,7 @@ void WriterPool::run(Writer& w) {
     auto wait_until = Clock::now() + kIdleCheckInterval;
     if (!w.conn) wait_until = std::min(wait_until, std::max(w.next_connect_at, Clock::now()));
     Batch batch;
-    const PopResult got = pop(batch, wait_until);
+    const PopResult got = pop(batch, wait_until, w.conn != nullptr);
     if (got == PopResult::done) break;
     if (got == PopResult::batch) {
       write_batch(w, batch);

@@ -48,6 +48,7 @@ struct WriterOptions {
   std::chrono::milliseconds stop_timeout{30000};     // stop(): how long to keep retrying a dead database
   std::chrono::seconds connect_timeout{5};           // libpq connect_timeout (the URL may override)
   std::string application_name = "sluiced-writer";
+  uint32_t merge_max_rows = 100000;                  // queued batches of one table are merged up to this
 };
 
 // Counters of the pool. Everything is an atomic updated with relaxed ordering: read them at any
@@ -113,6 +114,7 @@ class WriterPool : public BatchSink {
   // without start() are acked `shutdown`.
   void stop();
   bool connected() const;             // at least one writer has a live connection (/readyz)
+  bool idle() const override;         // a connected writer waits for work and nothing is queued
 
   const WriterStats& stats() const { return stats_; }
   const WriterOptions& options() const { return options_; }
@@ -122,10 +124,11 @@ class WriterPool : public BatchSink {
 
  private:
   enum class PopResult { batch, idle, done };
-  PopResult pop(Batch& out, std::chrono::steady_clock::time_point wait_until);
+  PopResult pop(Batch& out, std::chrono::steady_clock::time_point wait_until, bool connected);
   void run(Writer& w);
   void write_batch(Writer& w, Batch& batch);
   bool stop_deadline_passed() const;
+  void merge_queued(Batch& out);  // under mutex_
   bool ensure_connected(Writer& w);
   bool try_connect(Writer& w);
   void wait_for_retry(Writer& w);
@@ -142,6 +145,7 @@ class WriterPool : public BatchSink {
   std::deque<Batch> queue_;
   bool closed_ = false;
   std::atomic<bool> stopping_{false};
+  std::atomic<int> waiting_connected_{0};   // connected writers blocked in pop() on an empty queue
   std::chrono::steady_clock::time_point stop_deadline_{};
   bool started_ = false;
   bool stopped_ = false;

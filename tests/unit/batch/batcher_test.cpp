@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <map>
@@ -28,16 +29,18 @@ class FakeSink : public BatchSink {
     return true;
   }
   // Waits until at least n batches arrived (or 5 s passed); returns how many there are.
-  size_t wait_for(size_t n) {
+  size_t wait_for(size_t n, std::chrono::milliseconds timeout = 5s) {
     std::unique_lock<std::mutex> lock(mutex_);
-    cv_.wait_for(lock, 5s, [&] { return batches_.size() >= n; });
+    cv_.wait_for(lock, timeout, [&] { return batches_.size() >= n; });
     return batches_.size();
   }
   std::vector<Batch> take() {
     std::lock_guard<std::mutex> lock(mutex_);
     return std::move(batches_);
   }
+  bool idle() const override { return report_idle.load(); }
   bool closed = false;
+  std::atomic<bool> report_idle{false};
 
  private:
   std::mutex mutex_;
@@ -154,6 +157,33 @@ TEST(Batcher, FlushesOnBytes) {
   EXPECT_EQ(tags(batches[0]), (std::vector<uint64_t>{0, 1, 2}));
   EXPECT_EQ(batches[1].trigger, FlushTrigger::shutdown);
   EXPECT_EQ(batches[1].bytes, 40u);
+}
+
+TEST(Batcher, FlushesAtOnceWhenAWriterIsIdle) {
+  SpscRing<BlockPtr> ring(64);
+  FakeSink sink;
+  sink.report_idle = true;
+  Batcher batcher({&ring}, limits(1000, 1 << 20, 10s), sink);
+  batcher.start();
+  push(ring, make_block(1, 0, 5, 16, 1));
+  push(ring, make_block(1, 0, 5, 16, 2));
+  ASSERT_GE(sink.wait_for(1), 1u);  // long before the 10 s age limit
+  sink.report_idle = false;
+  batcher.stop_and_drain();
+  auto batches = sink.take();
+  ASSERT_FALSE(batches.empty());
+  EXPECT_EQ(batches[0].trigger, FlushTrigger::idle);
+  EXPECT_GE(batcher.stats().flushed[static_cast<int>(FlushTrigger::idle)].load(), 1u);
+}
+
+TEST(Batcher, HoldsRowsWhileTheWritersAreBusy) {
+  SpscRing<BlockPtr> ring(64);
+  FakeSink sink;  // not idle: only the limits flush
+  Batcher batcher({&ring}, limits(1000, 1 << 20, 10s), sink);
+  batcher.start();
+  push(ring, make_block(1, 0, 5, 16, 1));
+  EXPECT_EQ(sink.wait_for(1, 200ms), 0u);
+  batcher.stop_and_drain();
 }
 
 TEST(Batcher, FlushesOnAge) {

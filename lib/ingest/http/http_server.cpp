@@ -611,6 +611,19 @@ HttpServer::~HttpServer() {
 void HttpServer::start() {
   auto parsed = parse_listen_address(listen_address_);
   tcp::endpoint endpoint(resolve_listen_host(parsed.host), parsed.port);
+  if (endpoint.port() != 0) {
+    // SO_REUSEPORT would let a second sluiced bind the same port silently and take half the
+    // connections; a probe bind without it fails if anyone holds the address already.
+    tcp::acceptor probe(*io_contexts_[0]);
+    beast::error_code ec;
+    probe.open(endpoint.protocol(), ec);
+    if (!ec) probe.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) probe.bind(endpoint, ec);
+    if (ec) {
+      throw std::runtime_error("http: cannot bind " + listen_address_ + ": " + ec.message() +
+                               " (is another process, or another sluiced, listening there?)");
+    }
+  }
   std::vector<std::shared_ptr<Listener>> created;
   for (std::size_t i = 0; i < io_contexts_.size(); ++i) {
     auto listener = std::make_shared<Listener>(*io_contexts_[i], handlers_[i], state_);

@@ -569,6 +569,22 @@ TEST(HttpServerStart, BindFailureNamesTheAddress) {
   EXPECT_THROW(HttpServer({&io}, "127.0.0.1:0", {}, {}), std::invalid_argument);
 }
 
+TEST(HttpServerStart, ASecondServerOnTheSamePortIsRefused) {
+  // Both would set SO_REUSEPORT; the second must not silently share the first one's port.
+  net::io_context io;
+  FakeHandler handler(io);
+  HttpServer first({&io}, "127.0.0.1:0", {}, {&handler});
+  first.start();
+  const std::string address = "127.0.0.1:" + std::to_string(first.port());
+  HttpServer second({&io}, address, {}, {&handler});
+  try {
+    second.start();
+    FAIL() << "a second server bound " << address;
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("another"), std::string::npos) << e.what();
+  }
+}
+
 TEST(HttpServerThreads, EachIoContextServesItsOwnConnections) {
   constexpr int kThreads = 2;
   std::vector<std::unique_ptr<net::io_context>> ios;

@@ -1,0 +1,189 @@
+// HttpWriteService and UdpIngest with a real ring and a hand-built catalog (no database, no
+// network): the answers for each outcome of a request, back-pressure when the ring is full,
+// and that acks completed on another thread are answered on the IO thread.
+#include "ingest/http_write_service.h"
+#include "ingest/udp_ingest.h"
+
+#include <optional>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "encoder_test_util.h"
+
+namespace sluice {
+namespace {
+
+using test::make_column;
+
+Catalog make_catalog() {
+  Catalog c;
+  TableSchema t;
+  t.schema = "public";
+  t.name = "readings";
+  t.config_name = "readings";
+  t.quoted = "\"public\".\"readings\"";
+  t.columns.push_back(make_column("time", PgType::timestamptz, true));
+  t.columns.push_back(make_column("value", PgType::float8, true));
+  t.columns.push_back(make_column("id", PgType::int8, true, true));
+  t.time_column = 0;
+  finish_table_schema(t);
+  c.tables.push_back(std::move(t));
+  return c;
+}
+
+class WriteServiceTest : public ::testing::Test {
+ protected:
+  WriteServiceTest()
+      : catalog_(make_catalog()),
+        ring_(4),
+        registry_({"readings"}, 1),
+        ctx_(io_, ring_, registry_.shard(0), catalog_, 100) {
+    config_.ack_timeout_ms = 200;
+    service_ = std::make_unique<HttpWriteService>(ctx_, config_);
+  }
+
+  // Sends one request; runs the io_context until the answer arrives (or 2 s pass).
+  WriteResponse send(std::string body, std::string table = "readings", std::string ack = "",
+                     std::string precision = "", std::function<void()> while_waiting = {}) {
+    body_ = std::move(body);
+    WriteRequest r;
+    r.table = table;
+    r.content_type = "application/json";
+    r.precision = precision;
+    r.ack_mode = ack;
+    r.body = &body_;
+    std::optional<WriteResponse> answer;
+    service_->handle(r, [&](WriteResponse w) { answer = std::move(w); });
+    if (while_waiting) while_waiting();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (!answer && std::chrono::steady_clock::now() < deadline) {
+      io_.restart();
+      io_.run_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_TRUE(answer.has_value()) << "no answer";
+    return answer.value_or(WriteResponse{0, "", 0});
+  }
+
+  BlockPtr pop() {
+    BlockPtr b;
+    EXPECT_TRUE(ring_.try_pop(b));
+    return b;
+  }
+
+  boost::asio::io_context io_;
+  Catalog catalog_;
+  BlockRing ring_;
+  metrics::Registry registry_;
+  IngestContext ctx_;
+  HttpConfig config_;
+  std::unique_ptr<HttpWriteService> service_;
+  std::string body_;
+};
+
+TEST_F(WriteServiceTest, CommittedAckAnswersAfterTheWriterCompletesTheBlock) {
+  std::thread writer;
+  auto r = send(R"([{"time": 1, "value": 1.5}, {"time": 2, "value": 2}])", "readings", "", "", [&] {
+    BlockPtr b = pop();
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->rows, 2u);
+    ASSERT_TRUE(b->ack);
+    // The writer completes on its own thread; the answer must come back through the io_context.
+    writer = std::thread([b = std::move(b)] { b->ack->complete(AckOutcome::committed, b->rows); });
+  });
+  writer.join();
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body, R"({"accepted":2,"rejected":0,"errors":[]})");
+}
+
+TEST_F(WriteServiceTest, AcceptedAckAnswersAtOnce) {
+  auto r = send(R"({"time": 1, "value": 1.5})", "readings", "accepted");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body, R"({"accepted":1,"rejected":0,"errors":[]})");
+  BlockPtr b = pop();
+  EXPECT_EQ(b->rows, 1u);
+}
+
+TEST_F(WriteServiceTest, PartlyRejectedRequestStoresTheGoodRowsAndAnswers400) {
+  auto r = send(R"([{"time": 1, "value": 1}, {"time": 2, "value": "x"}, {"time": 3}])", "readings", "accepted");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_EQ(r.body,
+            R"j({"accepted":1,"rejected":2,"errors":[{"row":1,"column":"value","message":"column \"value\": expected a number, got a string (only \"NaN\", \"Infinity\" and \"-Infinity\" are accepted as strings)"},{"row":2,"column":"value","message":"missing value for required column \"value\""}]})j");
+  EXPECT_EQ(pop()->rows, 1u);
+  const std::string m = registry_.render();
+  EXPECT_NE(m.find("sluice_rows_rejected_total{reason=\"invalid_value\",table=\"readings\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("sluice_rows_rejected_total{reason=\"missing_column\",table=\"readings\"} 1"), std::string::npos) << m;
+}
+
+TEST_F(WriteServiceTest, FullRingIs429WithRetryAfterAndNothingQueued) {
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(send(R"({"time": 1, "value": 1})", "readings", "accepted").status, 200u);
+  auto r = send(R"({"time": 1, "value": 1})", "readings", "accepted");
+  EXPECT_EQ(r.status, 429u);
+  EXPECT_GE(r.retry_after_s, 1u);
+  EXPECT_EQ(ring_.size_approx(), 4u);
+  EXPECT_NE(registry_.render().find("sluice_http_requests_refused_total{reason=\"ring_full\"} 1"), std::string::npos);
+  pop();
+  EXPECT_EQ(send(R"({"time": 1, "value": 1})", "readings", "accepted").status, 200u);
+}
+
+TEST_F(WriteServiceTest, DatabaseRefusalIs500AndShutdownIs503) {
+  auto failed = send(R"({"time": 1, "value": 1})", "readings", "", "", [&] {
+    BlockPtr b = pop();
+    b->ack->complete(AckOutcome::failed, 0, "23503: violates foreign key");
+  });
+  EXPECT_EQ(failed.status, 500u);
+  EXPECT_NE(failed.body.find("the database refused rows: 23503: violates foreign key"), std::string::npos) << failed.body;
+  auto stopped = send(R"({"time": 1, "value": 1})", "readings", "", "", [&] {
+    BlockPtr b = pop();
+    b->ack->complete(AckOutcome::shutdown, 0, "stopping");
+  });
+  EXPECT_EQ(stopped.status, 503u);
+  EXPECT_EQ(stopped.retry_after_s, 1u);
+}
+
+TEST_F(WriteServiceTest, CommitNotInTimeIs504) {
+  BlockPtr kept;
+  auto r = send(R"({"time": 1, "value": 1})", "readings", "", "", [&] { kept = pop(); });
+  EXPECT_EQ(r.status, 504u);
+  EXPECT_NE(r.body.find("not committed in time"), std::string::npos) << r.body;
+  kept->ack->complete(AckOutcome::committed, 1);  // late completion must be harmless
+  io_.restart();
+  io_.run_for(std::chrono::milliseconds(20));
+}
+
+TEST_F(WriteServiceTest, RequestErrors) {
+  EXPECT_EQ(send("{}", "nope").status, 404u);
+  EXPECT_EQ(send(R"({"time": 1, "value": 1})", "readings", "", "hours").status, 400u);
+  EXPECT_EQ(send(R"({"time": 1, "value": 1})", "readings", "sometimes").status, 400u);
+  auto bad = send(R"([{"time": 1, "value": 1}, {"time": )");
+  EXPECT_EQ(bad.status, 400u);
+  EXPECT_NE(bad.body.find("\"offset\":"), std::string::npos) << bad.body;
+  EXPECT_EQ(ring_.size_approx(), 0u);
+}
+
+TEST_F(WriteServiceTest, ClosingRefusesNewRequests) {
+  ctx_.set_closing();
+  auto r = send(R"({"time": 1, "value": 1})");
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_EQ(ring_.size_approx(), 0u);
+}
+
+TEST_F(WriteServiceTest, UdpDatagramsGoToTheRingAndDropsAreCounted) {
+  UdpIngest udp(ctx_, catalog_.tables[0], EpochPrecision::ms);
+  std::string d = "{\"time\": 1000, \"value\": 1}\n{\"time\": 2000, \"value\": 2}\n";
+  d.reserve(d.size() + 64);
+  udp.on_datagram(d.data(), d.size(), d.capacity());
+  BlockPtr b = pop();
+  EXPECT_EQ(b->rows, 2u);
+  EXPECT_FALSE(b->ack);
+  std::string bad = "{\"time\": ";
+  bad.reserve(bad.size() + 64);
+  udp.on_datagram(bad.data(), bad.size(), bad.capacity());
+  for (int i = 0; i < 5; ++i) udp.on_datagram(d.data(), d.size(), d.capacity());  // 4 fit, 1 dropped
+  const std::string m = registry_.render();
+  EXPECT_NE(m.find("sluice_udp_datagrams_dropped_total{cause=\"malformed\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("sluice_udp_datagrams_dropped_total{cause=\"ring_full\"} 1"), std::string::npos) << m;
+}
+
+}  // namespace
+}  // namespace sluice

@@ -31,6 +31,7 @@
 #include "metrics/registry.h"
 #include "pg/connection.h"
 #include "pg/copy_writer.h"
+#include "policy/policy_manager.h"
 
 namespace sluice {
 namespace {
@@ -155,8 +156,22 @@ int run_daemon(const Config& config) {
     http_services.push_back(std::make_unique<HttpWriteService>(*contexts.back(), config.http));
   }
 
+  // Policy manager (lib/policy): reconciles the timeseries blocks at start and every
+  // policy.reconcile_interval on its own connection and thread; never on the ingest path. The
+  // writers tell it the time range of every commit (late data → aggregate refresh, partitions).
+  std::unique_ptr<policy::PolicyManager> policies;
+  if (config.policy.enabled) {
+    auto popts = policy::policy_options_from_config(config);
+    if (!popts.desired.empty()) policies = std::make_unique<policy::PolicyManager>(std::move(popts));
+  }
+
   // Writers and batcher.
   pg::WriterOptions wopts;
+  if (policies) {
+    wopts.on_commit = [&catalog, p = policies.get()](uint32_t table_id, int64_t min_time, int64_t max_time) {
+      p->note_committed_range(catalog.tables[table_id].config_name, min_time, max_time);
+    };
+  }
   wopts.url = config.database.url;
   wopts.connections = config.database.connections;
   wopts.queue_batches = config.pipeline.writer_queue_batches;
@@ -223,6 +238,12 @@ int run_daemon(const Config& config) {
   });
   add_component_collectors(registry, catalog, batcher, writers, http.get(), udp_listeners, config.udp);
 
+  if (policies) {
+    policies->register_metrics(registry);
+    policies->start();
+    spdlog::info("event=policy_manager_started reconcile_interval_s={}", config.policy.reconcile_interval_s);
+  }
+
   // IO threads.
   std::vector<WorkGuard> guards;
   std::vector<std::thread> threads;
@@ -277,6 +298,7 @@ int run_daemon(const Config& config) {
   // 3. Drain, flush, commit; acks post the answers to the IO threads, which are still running.
   batcher.stop_and_drain();
   writers.stop();
+  if (policies) policies->stop();
   // 4. Let sessions write their answers, then stop the IO threads.
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   while (http && http->connections() > 0 && std::chrono::steady_clock::now() < deadline) {

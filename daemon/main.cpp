@@ -3,6 +3,8 @@
 //   sluiced [run] --config FILE          run the daemon (default command)
 //   sluiced check-config --config FILE   validate the config, list every problem, exit 0/2
 //   sluiced migrate --config FILE        apply pending sql/ migrations once each
+//   sluiced policy plan --config FILE    show what differs from the timeseries blocks, and the SQL
+//   sluiced policy apply --config FILE   make the database match them (lib/policy)
 //   sluiced --help | --version
 //
 // Exit codes: 0 success / clean shutdown; 1 runtime failure (database, bind, catalog);
@@ -18,6 +20,8 @@
 #include "daemon/daemon.h"
 #include "pg/connection.h"
 #include "pg/migrate.h"
+#include "policy/introspect.h"
+#include "policy/reconcile.h"
 
 namespace {
 
@@ -28,6 +32,9 @@ const char* kUsage =
     "  run            run the daemon (the default)\n"
     "  check-config   validate FILE and list every problem found; nothing is started\n"
     "  migrate        apply the pending migrations of database.migrations_dir, once each\n"
+    "  policy plan    show, per table, what differs from its timeseries block and the SQL that\n"
+    "                 would fix it; changes nothing\n"
+    "  policy apply   apply that SQL (destructive steps only with allow_destructive)\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   configuration file (JSON; comments allowed)\n"
@@ -52,6 +59,33 @@ int migrate(const sluice::Config& c) {
   for (const auto& a : report.applied) std::printf("applied  %s\n", a.c_str());
   std::printf("%zu migration(s) applied, %zu already applied\n", report.applied.size(), report.skipped.size());
   return 0;
+}
+
+// `policy plan` / `policy apply`: exit 0 when everything planned was applied (or nothing differs),
+// 1 when a step failed or another sluiced holds the policy lock.
+int policy_command(const sluice::Config& c, bool apply) {
+  spdlog::set_level(spdlog::level::warn);
+  const auto desired = sluice::policy::desired_from_config(c);
+  if (desired.empty()) {
+    std::printf("%s: no table has a timeseries block: nothing to manage\n", c.source.c_str());
+    return 0;
+  }
+  sluice::pg::Connection conn(c.database.url, apply ? "sluiced policy apply" : "sluiced policy plan");
+  sluice::policy::prepare_session(conn);
+  const int64_t now = sluice::policy::now_pg_micros();
+  if (!apply) {
+    std::fputs(sluice::policy::plan_database(conn, desired, now).plan.format().c_str(), stdout);
+    return 0;
+  }
+  const auto r = sluice::policy::reconcile_database(conn, desired, now);
+  std::printf("mode: %s — %s\n", sluice::policy::mode_name(r.before.plan.mode.mode), r.before.plan.mode.summary.c_str());
+  std::fputs(r.report.format().c_str(), stdout);
+  for (const auto& t : r.after.plan.tables) {
+    for (const auto& s : t.steps) {
+      if (s.skipped) std::printf("skipped  %s: %s — %s\n", t.table.c_str(), s.description.c_str(), s.skip_reason.c_str());
+    }
+  }
+  return (r.report.failed > 0 || r.report.lock_busy) ? 1 : 0;
 }
 
 }  // namespace
@@ -79,6 +113,14 @@ int main(int argc, char** argv) {
       config_path = a.substr(9);
     } else if (i == 1 && (a == "run" || a == "check-config" || a == "migrate")) {
       command = a;
+    } else if (i == 1 && a == "policy") {
+      const std::string sub = i + 1 < argc ? argv[i + 1] : "";
+      if (sub != "plan" && sub != "apply") {
+        std::fprintf(stderr, "sluiced: policy needs plan or apply\n%s", kUsage);
+        return 2;
+      }
+      command = "policy " + sub;
+      ++i;
     } else {
       std::fprintf(stderr, "sluiced: unknown argument \"%s\"\n%s", a.c_str(), kUsage);
       return 2;
@@ -100,6 +142,7 @@ int main(int argc, char** argv) {
 
   try {
     if (command == "migrate") return migrate(config);
+    if (command == "policy plan" || command == "policy apply") return policy_command(config, command == "policy apply");
     return sluice::run_daemon(config);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sluiced: %s\n", e.what());

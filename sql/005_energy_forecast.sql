@@ -25,14 +25,19 @@ CREATE INDEX idx_cities_location ON cities USING gist (
 );
 CREATE INDEX idx_cities_timezone ON cities (timezone);
 
+-- The document defines energy_consumption and weather_data twice: as plain tables keyed by id, and
+-- (its "Partitioning Strategy") as tables range-partitioned by "timestamp". A partitioned table's
+-- unique keys must include the partition column, so the primary key here is (id, "timestamp"): ids
+-- stay unique (gen_random_uuid()), and sluice's policy manager can partition these tables.
 CREATE TABLE energy_consumption (
-    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    id UUID NOT NULL DEFAULT gen_random_uuid(),
     city_id UUID NOT NULL REFERENCES cities(id),
     "timestamp" TIMESTAMP WITH TIME ZONE NOT NULL,
     consumption_kwh DECIMAL(12,2) NOT NULL,
     peak_demand_kw DECIMAL(12,2),
     metadata JSONB DEFAULT '{}',
     created_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (id, "timestamp"),
     CONSTRAINT consumption_city_timestamp UNIQUE (city_id, "timestamp")
 );
 
@@ -40,7 +45,7 @@ CREATE INDEX idx_consumption_city_time ON energy_consumption (city_id, "timestam
 CREATE INDEX idx_consumption_time ON energy_consumption USING BRIN ("timestamp");
 
 CREATE TABLE weather_data (
-    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    id UUID NOT NULL DEFAULT gen_random_uuid(),
     city_id UUID NOT NULL REFERENCES cities(id),
     "timestamp" TIMESTAMP WITH TIME ZONE NOT NULL,
     temperature DECIMAL(5,2) NOT NULL,
@@ -48,6 +53,7 @@ CREATE TABLE weather_data (
     wind_speed DECIMAL(5,2),
     precipitation DECIMAL(5,2),
     created_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (id, "timestamp"),
     CONSTRAINT weather_city_timestamp UNIQUE (city_id, "timestamp")
 );
 

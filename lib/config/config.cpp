@@ -229,6 +229,8 @@ Config parse_config(const std::string& text, const std::string& source_name) {
       problems.push_back("log.level: \"" + c.log.level + "\" is not one of trace, debug, info, warn, error, critical, off");
     }
 
+    if (const json* pol = top.get("policy")) c.policy = parse_policy_settings(*pol, "policy", problems);
+
     const json* tables = top.get("tables");
     if (!tables || !tables->is_array() || tables->empty()) {
       problems.push_back("tables: required, a non-empty array of {\"name\": ...}");
@@ -240,6 +242,14 @@ Config parse_config(const std::string& text, const std::string& source_name) {
         ObjectReader r(object_or_empty(&(*tables)[i], path, problems), path, problems);
         r.string("name", t.name, true);
         r.string("time_column", t.time_column);
+        if (const json* ts = r.get("timeseries")) {
+          t.timeseries = parse_timeseries(*ts, path + ".timeseries", t.time_column, problems);
+          if (t.time_column.empty()) {
+            t.time_column = t.timeseries->time_column;
+          } else if (t.time_column != t.timeseries->time_column) {
+            problems.push_back(path + ".timeseries.time_column: differs from " + path + ".time_column");
+          }
+        }
         if (!t.name.empty() && !names.insert(t.name).second) {
           problems.push_back(path + ".name: table \"" + t.name + "\" is listed twice");
         }

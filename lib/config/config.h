@@ -12,7 +12,10 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <optional>
 #include <vector>
+
+#include "config/timeseries.h"
 
 namespace sluice {
 
@@ -70,6 +73,7 @@ struct LogConfig {
 struct TableConfig {
   std::string name;                      // "table" (schema public) or "schema.table"
   std::string time_column;               // optional; default: the first NOT NULL timestamptz column
+  std::optional<TimeseriesConfig> timeseries;  // lifecycle managed by lib/policy (config/timeseries.h)
 };
 
 struct Config {
@@ -81,6 +85,7 @@ struct Config {
   std::vector<UdpConfig> udp;
   AdminConfig admin;
   LogConfig log;
+  PolicySettings policy;                 // the `policy` block (config/timeseries.h)
   std::vector<TableConfig> tables;
 };
 

@@ -412,9 +412,13 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
     stats_.committed_rows[table_id].fetch_add(rows, std::memory_order_relaxed);
     stats_.committed_bytes[table_id].fetch_add(bytes, std::memory_order_relaxed);
     stats_.committed_batches[table_id].fetch_add(1, std::memory_order_relaxed);
+    int64_t min_time = INT64_MAX, max_time = INT64_MIN;
     for (size_t i = from; i < to; ++i) {
+      min_time = std::min(min_time, blocks[i]->min_time);
+      max_time = std::max(max_time, blocks[i]->max_time);
       if (blocks[i]->ack) blocks[i]->ack->complete(AckOutcome::committed, blocks[i]->rows);
     }
+    if (options_.on_commit && min_time <= max_time) options_.on_commit(table_id, min_time, max_time);
   };
   auto fail = [&](size_t from, size_t to, const std::string& message) {
     uint64_t rows = 0;

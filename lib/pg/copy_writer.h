@@ -27,6 +27,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -49,6 +50,10 @@ struct WriterOptions {
   std::chrono::seconds connect_timeout{5};           // libpq connect_timeout (the URL may override)
   std::string application_name = "sluiced-writer";
   uint32_t merge_max_rows = 100000;                  // queued batches of one table are merged up to this
+  // Called on the writer thread after each commit with the table and the committed rows' time
+  // range (PostgreSQL epoch microseconds; INT64_MAX/INT64_MIN when the table has no time column).
+  // Must be cheap and must not block (the policy manager only records the range).
+  std::function<void(uint32_t table_id, int64_t min_time, int64_t max_time)> on_commit;
 };
 
 // Counters of the pool. Everything is an atomic updated with relaxed ordering: read them at any

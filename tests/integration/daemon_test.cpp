@@ -16,6 +16,8 @@
 
 #include <gtest/gtest.h>
 
+#include "catalog/catalog.h"
+#include "config/config.h"
 #include "pg/connection.h"
 #include "pg/migrate.h"
 #include "support/daemon_process.h"
@@ -127,6 +129,20 @@ TEST(DaemonCli, UnknownTableAndUnsupportedColumnTypeFailAtStartup) {
   EXPECT_NE(out.find("column \"tags\""), std::string::npos) << out;
   EXPECT_NE(out.find("text[]"), std::string::npos) << out;
   EXPECT_NE(out.find("nope"), std::string::npos) << out;
+}
+
+// Every table of the shipped configs exists in the migrated schema and has only supported types.
+TEST(DaemonCli, ShippedConfigsMatchTheMigratedSchema) {
+  const std::string url = fresh_database("daemon_shipped", 1);
+  pg::Connection conn(url);
+  for (const char* file : {"config/local.json", "config/example.json"}) {
+    const Config c = load_config(std::string(SLUICE_SOURCE_DIR) + "/" + file);
+    std::vector<TableSpec> specs;
+    for (const auto& t : c.tables) specs.push_back({t.name, t.time_column});
+    Catalog catalog;
+    ASSERT_NO_THROW(catalog = load_catalog(conn.get(), specs)) << file;
+    EXPECT_EQ(catalog.tables.size(), c.tables.size()) << file;
+  }
 }
 
 TEST(Daemon, UdpDatagramsArriveAndMalformedOnesAreCounted) {

@@ -98,6 +98,67 @@ class SignalWatcher {
   int signal_ = 0;
 };
 
+// What the admin listener shows. It starts before the database is reachable (so /healthz answers
+// and /readyz says "not ready" while sluice waits), and the pieces it reports on are attached once
+// they exist and detached before they are destroyed — under a mutex, since scrapes run on the
+// admin thread.
+class AdminView {
+ public:
+  void attach(const metrics::Registry* registry, const pg::WriterPool* writers) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    registry_ = registry;
+    writers_ = writers;
+  }
+  void detach() { attach(nullptr, nullptr); }
+  void set_stopping() { stopping_ = true; }
+  bool ready() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return !stopping_ && writers_ && writers_->connected();
+  }
+  std::string render() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return registry_ ? registry_->render() : std::string();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  const metrics::Registry* registry_ = nullptr;
+  const pg::WriterPool* writers_ = nullptr;
+  std::atomic<bool> stopping_{false};
+};
+
+// Runs the admin listener on its own thread; stops it when destroyed (also on a start-up error).
+class AdminRunner {
+ public:
+  AdminRunner(const AdminConfig& config, AdminView& view) {
+    if (!config.enabled) return;
+    AdminCallbacks cb;
+    cb.ready = [&view] { return view.ready(); };
+    cb.render_metrics = [&view] { return view.render(); };
+    server_ = std::make_unique<AdminServer>(io_, config.listen, cb);
+    server_->start();
+    thread_ = std::thread([this] { io_.run(); });
+    spdlog::info("event=listening kind=admin address={}", config.listen);
+  }
+  ~AdminRunner() {
+    if (!server_) return;
+    server_->stop();
+    io_.stop();
+    thread_.join();
+  }
+
+ private:
+  boost::asio::io_context io_{1};
+  std::unique_ptr<AdminServer> server_;
+  std::thread thread_;
+};
+
+// Detaches the view when the pieces it shows go away (declared after them: destroyed before them).
+struct AdminAttachment {
+  AdminView& view;
+  ~AdminAttachment() { view.detach(); }
+};
+
 // Connects and loads the catalog, retrying while the database is unreachable. A catalog that
 // loads but is wrong (missing table, unsupported column type) is fatal at once.
 bool load_catalog_with_retry(const Config& config, SignalWatcher& signals, Catalog& out) {
@@ -128,6 +189,8 @@ int run_daemon(const Config& config) {
 
   spdlog::info("event=starting version={} database=\"{}\" tables={}", SLUICE_VERSION,
                pg::redact_url(config.database.url), config.tables.size());
+  AdminView admin_view;
+  AdminRunner admin(config.admin, admin_view);
   Catalog catalog;
   if (!load_catalog_with_retry(config, signals, catalog)) {
     spdlog::info("event=stopped_before_ready");
@@ -252,26 +315,15 @@ int run_daemon(const Config& config) {
     threads.emplace_back([io = io.get()] { io->run(); });
   }
 
-  // Admin listener on its own thread.
-  boost::asio::io_context admin_io(1);
-  std::unique_ptr<AdminServer> admin;
-  std::thread admin_thread;
-  std::atomic<bool> shutting_down{false};
-  if (config.admin.enabled) {
-    AdminCallbacks cb;
-    cb.ready = [&] { return !shutting_down.load() && writers.connected(); };
-    cb.render_metrics = [&] { return registry.render(); };
-    admin = std::make_unique<AdminServer>(admin_io, config.admin.listen, cb);
-    admin->start();
-    admin_thread = std::thread([&] { admin_io.run(); });
-    spdlog::info("event=listening kind=admin address={}", config.admin.listen);
-  }
+  // From here the admin listener reports metrics and readiness.
+  admin_view.attach(&registry, &writers);
+  AdminAttachment admin_attachment{admin_view};
 
   notify_systemd("READY=1");
   spdlog::info("event=ready io_threads={} writer_connections={}", io_threads, config.database.connections);
 
   signals.wait_for(std::chrono::hours(24 * 365 * 100));
-  shutting_down = true;
+  admin_view.set_stopping();
   notify_systemd("STOPPING=1");
   spdlog::info("event=stopping signal={}", signals.signal());
 
@@ -307,11 +359,6 @@ int run_daemon(const Config& config) {
   guards.clear();
   for (auto& io : ios) io->stop();
   for (auto& t : threads) t.join();
-  if (admin) {
-    admin->stop();
-    admin_io.stop();
-    admin_thread.join();
-  }
   spdlog::info("event=stopped");
   return 0;
 }

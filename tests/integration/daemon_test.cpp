@@ -186,6 +186,34 @@ TEST(Daemon, UdpDatagramsArriveAndMalformedOnesAreCounted) {
   EXPECT_EQ(d.stop(SIGTERM), 0);
 }
 
+// Started while its database is down, sluiced is alive but not ready, and becomes ready by itself
+// once the database is up.
+TEST(Daemon, NotReadyUntilTheDatabaseIsReachable) {
+  test::PgServer server;
+  server.start();
+  const std::string url = server.create_database("late");
+  {
+    pg::Connection conn(url);
+    pg::migrate(conn, std::string(SLUICE_SOURCE_DIR) + "/sql");
+  }
+  server.stop_keep_data();
+  Ports p;
+  DaemonProcess d;
+  d.start(config_json(p), url, p.admin, 30, /*wait_for_ready=*/false);
+  EXPECT_EQ(test::http_get(p.admin, "/healthz").status, 200);
+  EXPECT_EQ(test::http_get(p.admin, "/readyz").status, 503);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(test::http_get(p.admin, "/readyz").status, 503);
+  server.start_again();
+  int status = 0;
+  for (int i = 0; i < 200 && status != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    status = test::http_get(p.admin, "/readyz").status;
+  }
+  EXPECT_EQ(status, 200) << d.log();
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+}
+
 TEST(Daemon, MetricsAfterAKnownWorkload) {
   const std::string url = fresh_database("daemon_metrics", 2);
   Ports p;

@@ -39,7 +39,7 @@ std::string DaemonProcess::log() const {
 }
 
 void DaemonProcess::start(const std::string& config_json, const std::string& database_url, int admin_port,
-                          int timeout_s) {
+                          int timeout_s, bool wait_for_ready) {
   if (dir_.empty()) {
     char tmpl[] = "/tmp/sluiced-test-XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
@@ -67,7 +67,7 @@ void DaemonProcess::start(const std::string& config_json, const std::string& dat
       pid_ = -1;
       throw std::runtime_error("sluiced exited during start-up:\n" + log());
     }
-    if (http_get(admin_port, "/readyz").status == 200) return;
+    if (http_get(admin_port, wait_for_ready ? "/readyz" : "/healthz").status == 200) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   throw std::runtime_error("sluiced not ready within " + std::to_string(timeout_s) + " s:\n" + log());

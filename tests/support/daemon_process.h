@@ -18,7 +18,9 @@ class DaemonProcess {
 
   // config_json: the whole config text. Throws std::runtime_error (with the log tail) when the
   // daemon exits or is not ready within timeout_s.
-  void start(const std::string& config_json, const std::string& database_url, int admin_port, int timeout_s = 30);
+  // With wait_for_ready=false it waits only for /healthz (the database may still be unreachable).
+  void start(const std::string& config_json, const std::string& database_url, int admin_port, int timeout_s = 30,
+             bool wait_for_ready = true);
   // Sends `sig` and waits up to timeout_s; returns the exit code (128+signal when killed by one).
   int stop(int sig = 15, int timeout_s = 60);
   bool running() const { return pid_ > 0; }

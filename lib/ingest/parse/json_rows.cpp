@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "ingest/parse/json_check.h"
+#include "ingest/parse/row_blocks.h"
 
 namespace sluice {
 
@@ -25,11 +26,11 @@ struct JsonRowParser::Impl {
   // list the same keys in the same order, so a string compare replaces the hash lookup.
   std::vector<int> key_cache;
   const TableSchema* key_cache_table = nullptr;
+  RowBlocks blocks;
 };
 
 namespace {
 
-constexpr size_t kNoBlock = static_cast<size_t>(-1);
 constexpr size_t kMaxCachedKeys = 64;
 
 inline bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -42,10 +43,11 @@ std::string_view trim_right(std::string_view s) {
 // State of one parse() call.
 class Run {
  public:
-  Run(od::parser& parser, std::vector<int>& key_cache, RowEncoder& enc, JsonParseResult& out, uint32_t table_id, size_t max_rows,
-      size_t max_errors)
+  Run(od::parser& parser, std::vector<int>& key_cache, RowBlocks& blocks, RowEncoder& enc, JsonParseResult& out,
+      uint32_t table_id, size_t max_rows, size_t max_errors)
       : parser_(parser),
         key_cache_(key_cache),
+        blocks_(blocks),
         enc_(enc),
         table_(enc.table()),
         out_(out),
@@ -55,7 +57,6 @@ class Run {
 
   // Returns false on a syntax error (message in syntax_error()).
   bool document(std::string_view body, size_t capacity) {
-    reserve_hint_ = body.size() / 2 + 256;
     od::document doc;
     if (auto e = parser_.iterate(body.data(), body.size(), capacity).get(doc)) return syntax(e);
     od::json_type t;
@@ -82,7 +83,6 @@ class Run {
 
   // One object per line; returns false on a syntax error, with the offending line in error_line_*.
   bool ndjson(std::string_view body, size_t capacity) {
-    reserve_hint_ = body.size() / 2 + 256;
     size_t pos = 0;
     while (pos < body.size()) {
       const void* nl = std::memchr(body.data() + pos, '\n', body.size() - pos);
@@ -283,53 +283,17 @@ class Run {
     return syntax(what);
   }
 
-  Block& block_at(size_t i) { return *out_.blocks[i]; }
-
-  size_t new_block(uint64_t mask, size_t reserve) {
-    auto b = std::make_unique<Block>();
-    b->table_id = table_id_;
-    b->column_mask = mask;
-    b->data.reserve(reserve);
-    out_.blocks.push_back(std::move(b));
-    return out_.blocks.size() - 1;
-  }
-
   void finish_row() {
-    if (current_ == kNoBlock) current_ = new_block(0, reserve_hint_);
-    Block* b = &block_at(current_);
-    const size_t before = b->data.size();
-    uint64_t mask = 0;
-    int64_t min_time = INT64_MAX, max_time = INT64_MIN;
-    if (!enc_.end_row(b->data, mask, min_time, max_time)) {
+    if (!blocks_.end_row(enc_, table_id_)) {
       reject_encoder_error();
       return;
     }
-    if (mask != b->column_mask) {
-      if (b->rows == 0) {
-        b->column_mask = mask;
-      } else {
-        // Another column set: move the tuple to the block of its mask.
-        size_t target = kNoBlock;
-        for (size_t i = 0; i < out_.blocks.size(); ++i) {
-          if (out_.blocks[i]->column_mask == mask) target = i;
-        }
-        if (target == kNoBlock) target = new_block(mask, 0);
-        Block& t = block_at(target);
-        b = &block_at(current_);
-        t.data.insert(t.data.end(), b->data.begin() + static_cast<std::ptrdiff_t>(before), b->data.end());
-        b->data.resize(before);
-        current_ = target;
-        b = &t;
-      }
-    }
-    ++b->rows;
-    if (min_time < b->min_time) b->min_time = min_time;
-    if (max_time > b->max_time) b->max_time = max_time;
     ++out_.rows_accepted;
   }
 
   od::parser& parser_;
   std::vector<int>& key_cache_;
+  RowBlocks& blocks_;
   RowEncoder& enc_;
   const TableSchema& table_;
   JsonParseResult& out_;
@@ -337,8 +301,6 @@ class Run {
   const size_t max_rows_;
   const size_t max_errors_;
   uint32_t row_ = 0;
-  size_t current_ = kNoBlock;
-  size_t reserve_hint_ = 0;
   std::string syntax_error_;
   size_t line_start_ = 0;
   std::string_view line_;
@@ -371,7 +333,8 @@ void JsonRowParser::parse(std::string_view body, size_t capacity, JsonShape shap
     impl_->key_cache.clear();
     impl_->key_cache_table = &encoder.table();
   }
-  Run run(impl_->parser, impl_->key_cache, encoder, out, table_id, max_rows, max_errors_);
+  impl_->blocks.begin(out.blocks, table_id + 1, body.size() / 2 + 256);
+  Run run(impl_->parser, impl_->key_cache, impl_->blocks, encoder, out, table_id, max_rows, max_errors_);
   const bool ok = shape == JsonShape::ndjson ? run.ndjson(body, capacity) : run.document(body, capacity);
   if (!ok) {
     // Bad path: find the offset of the first problem with the strict checker.
@@ -385,12 +348,7 @@ void JsonRowParser::parse(std::string_view body, size_t capacity, JsonShape shap
     out.syntax_error = run.syntax_error();
     return;
   }
-  // A block stays empty only when every row that reached end_row failed there.
-  size_t kept = 0;
-  for (size_t i = 0; i < out.blocks.size(); ++i) {
-    if (out.blocks[i]->rows > 0) out.blocks[kept++] = std::move(out.blocks[i]);
-  }
-  out.blocks.resize(kept);
+  impl_->blocks.finish();
 }
 
 }  // namespace sluice

@@ -14,7 +14,6 @@ namespace sluice {
 
 namespace {
 
-constexpr size_t kNoBlock = static_cast<size_t>(-1);
 constexpr size_t kMaxCachedNames = 64;
 
 struct NameCache {
@@ -237,7 +236,6 @@ LineMapper::LineMapper(const Catalog& catalog, const std::vector<MeasurementMapp
   for (const auto& t : targets_) {
     if (t.get() != star_) by_measurement_.emplace(std::string_view(t->measurement), t.get());
   }
-  current_block_.assign(catalog.tables.size(), kNoBlock);
   json_.reserve(256);
 }
 
@@ -260,7 +258,6 @@ struct LineMapper::Run {
   std::vector<std::unique_ptr<RowEncoder>>& encoders;
   LineParseResult& out;
   const size_t max_rows;
-  size_t reserve_hint;
   uint32_t line_no = 0;
 
   void reject(std::string_view column, std::string_view message) {
@@ -293,48 +290,11 @@ struct LineMapper::Run {
     }
   }
 
-  size_t new_block(uint32_t table_id, uint64_t mask) {
-    auto b = std::make_unique<Block>();
-    b->table_id = table_id;
-    b->column_mask = mask;
-    b->data.reserve(reserve_hint);
-    reserve_hint = 0;
-    out.blocks.push_back(std::move(b));
-    return out.blocks.size() - 1;
-  }
-
   void finish_row(RowEncoder& enc, uint32_t table_id) {
-    size_t& current = m.current_block_[table_id];
-    if (current == kNoBlock) current = new_block(table_id, 0);
-    Block* b = out.blocks[current].get();
-    const size_t before = b->data.size();
-    uint64_t mask = 0;
-    int64_t min_time = INT64_MAX, max_time = INT64_MIN;
-    if (!enc.end_row(b->data, mask, min_time, max_time)) {
+    if (!m.blocks_.end_row(enc, table_id)) {
       reject_encoder(enc);
       return;
     }
-    if (mask != b->column_mask) {
-      if (b->rows == 0) {
-        b->column_mask = mask;
-      } else {
-        // Another column set: move the tuple to the block of its (table, mask).
-        size_t target = kNoBlock;
-        for (size_t i = 0; i < out.blocks.size(); ++i) {
-          if (out.blocks[i]->table_id == table_id && out.blocks[i]->column_mask == mask) target = i;
-        }
-        if (target == kNoBlock) target = new_block(table_id, mask);
-        Block& t = *out.blocks[target];
-        b = out.blocks[current].get();
-        t.data.insert(t.data.end(), b->data.begin() + static_cast<std::ptrdiff_t>(before), b->data.end());
-        b->data.resize(before);
-        current = target;
-        b = &t;
-      }
-    }
-    ++b->rows;
-    if (min_time < b->min_time) b->min_time = min_time;
-    if (max_time > b->max_time) b->max_time = max_time;
     ++out.rows_accepted;
   }
 
@@ -466,10 +426,9 @@ void LineMapper::parse(std::string_view body, EpochPrecision precision, int64_t 
   out.rows_rejected = 0;
   out.errors.clear();
   out.blocks.clear();
-  if (current_block_.size() != catalog_->tables.size()) current_block_.resize(catalog_->tables.size());
-  std::fill(current_block_.begin(), current_block_.end(), kNoBlock);
+  blocks_.begin(out.blocks, catalog_->tables.size(), body.size() + 256);
 
-  Run run{*this, encoders, out, max_rows, body.size() + 256};
+  Run run{*this, encoders, out, max_rows};
   parser_.reset(body, precision, now_ns);
   ParsedLine line;
   LineError error;
@@ -488,12 +447,7 @@ void LineMapper::parse(std::string_view body, EpochPrecision precision, int64_t 
     }
     run.map_line(line);
   }
-  // A block stays empty only when every row that reached end_row failed there.
-  size_t kept = 0;
-  for (size_t i = 0; i < out.blocks.size(); ++i) {
-    if (out.blocks[i]->rows > 0) out.blocks[kept++] = std::move(out.blocks[i]);
-  }
-  out.blocks.resize(kept);
+  blocks_.finish();
 }
 
 }  // namespace sluice

@@ -36,6 +36,7 @@
 #include "catalog/catalog.h"
 #include "catalog/row_encoder.h"
 #include "ingest/parse/json_rows.h"  // JsonParseResult, RowError
+#include "ingest/parse/row_blocks.h"
 #include "ingest/parse/line_protocol.h"
 
 namespace sluice {
@@ -95,7 +96,7 @@ class LineMapper {  // one per IO thread; built from the mappings and the Catalo
   LineProtocolParser parser_;
   std::string json_;                     // the extra JSON object of the current line
   std::vector<uint32_t> unmapped_tags_;  // indexes of the current line's tags without a column
-  std::vector<size_t> current_block_;    // per table: index of the block rows go to, or npos
+  RowBlocks blocks_;                     // files rows under their (table, column set) block
 };
 
 }  // namespace sluice

@@ -258,13 +258,25 @@ bool LineProtocolParser::has_duplicates(bool tags, std::string_view& duplicate) 
     }
     return false;
   }
-  sorted_.clear();
-  for (size_t k = 0; k < n; ++k) sorted_.push_back(key(k));
-  std::sort(sorted_.begin(), sorted_.end());
-  for (size_t k = 1; k < n; ++k) {
-    if (sorted_[k] == sorted_[k - 1]) {
-      duplicate = sorted_[k];
-      return true;
+  // Many keys (wide tables): a hash set of key indexes instead of n² compares or a sort per line.
+  size_t slots = 64;
+  while (slots < 2 * n) slots *= 2;
+  if (dup_slots_.size() < slots) dup_slots_.resize(slots);
+  std::fill(dup_slots_.begin(), dup_slots_.begin() + static_cast<std::ptrdiff_t>(slots), 0u);
+  for (size_t k = 0; k < n; ++k) {
+    const std::string_view name = key(k);
+    uint64_t h = 1469598103934665603ull;  // FNV-1a
+    for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+    for (size_t at = h & (slots - 1);; at = (at + 1) & (slots - 1)) {
+      const uint32_t slot = dup_slots_[at];
+      if (slot == 0) {
+        dup_slots_[at] = static_cast<uint32_t>(k + 1);
+        break;
+      }
+      if (key(slot - 1) == name) {
+        duplicate = name;
+        return true;
+      }
     }
   }
   return false;

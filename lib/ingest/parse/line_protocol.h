@@ -106,7 +106,7 @@ class LineProtocolParser {  // one per IO thread, reused for every body
   int64_t now_ns_ = 0;
   std::vector<LineTag> tags_;
   std::vector<LineField> fields_;
-  std::vector<std::string_view> sorted_;  // duplicate checks of long lines
+  std::vector<uint32_t> dup_slots_;  // open-addressing set for duplicate checks of long lines (reused)
   std::string unescaped_;                 // sized >= the current line's length
   size_t unescaped_used_ = 0;
 };

@@ -1,5 +1,9 @@
 # sluice — multi-stage build on Debian 12. The runtime image holds only sluiced, its shared
 # libraries, the migrations and the example config; it runs as the unprivileged user `sluice`.
+# tests/integration/ops_test.cpp checks both package lists: the runtime stage installs exactly the
+# packages of the libraries sluiced links (plus curl and ca-certificates for the health check), the
+# build stage exactly the "# libraries" of scripts/install-deps. Migrations: `sluiced migrate`
+# (see docker-compose.yml).
 FROM debian:12 AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config libpq-dev libboost-dev libsimdjson-dev \
@@ -12,7 +16,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSLUICE_BUILD_TESTS
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      libpq5 libsimdjson14 libprometheus-cpp-core1.0 libspdlog1.10 libsystemd0 zlib1g curl ca-certificates \
+      libpq5 libsimdjson14 libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 libsystemd0 zlib1g curl ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /var/lib/sluice --create-home --shell /usr/sbin/nologin sluice
 COPY --from=build /src/build/sluiced /usr/bin/sluiced

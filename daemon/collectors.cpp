@@ -18,11 +18,13 @@ void add_component_collectors(metrics::Registry& registry, const Catalog& catalo
     auto& committed_bytes = metrics::family(out, "sluice_committed_bytes_total", "Encoded COPY bytes committed, per table.", MetricType::Counter);
     auto& failed = metrics::family(out, "sluice_rows_failed_total", "Rows the database refused (their requests were answered with an error), per table.", MetricType::Counter);
     auto& copies = metrics::family(out, "sluice_copy_batches_committed_total", "COPY statements committed, per table.", MetricType::Counter);
+    auto& dead = metrics::family(out, "sluice_dead_letter_rows_total", "Rows the database refused one by one, stored in sluice_dead_letter with the reason, per table.", MetricType::Counter);
     for (const auto& t : catalog.tables) {
       metrics::add_value(committed, {{"table", t.config_name}}, load(ws.committed_rows[t.id]));
       metrics::add_value(committed_bytes, {{"table", t.config_name}}, load(ws.committed_bytes[t.id]));
       metrics::add_value(failed, {{"table", t.config_name}}, load(ws.failed_rows[t.id]));
       metrics::add_value(copies, {{"table", t.config_name}}, load(ws.committed_batches[t.id]));
+      metrics::add_value(dead, {{"table", t.config_name}}, load(ws.dead_letter_rows[t.id]));
     }
     auto& duration = metrics::family(out, "sluice_copy_duration_seconds", "Duration of COPY statements (success or error).", MetricType::Histogram);
     std::vector<double> bounds(pg::WriterStats::kCopyBuckets.begin(), pg::WriterStats::kCopyBuckets.end());
@@ -34,13 +36,15 @@ void add_component_collectors(metrics::Registry& registry, const Catalog& catalo
     ws.for_each_failure_class([&](std::string_view cls, uint64_t n) {
       metrics::add_value(failures, {{"sqlstate_class", std::string(cls)}}, static_cast<double>(n));
     });
-    auto& events = metrics::family(out, "sluice_writer_events_total", "Writer events: retried batches, split batches, connection losses, reconnects, failed connects, blocks abandoned at shutdown.", MetricType::Counter);
+    auto& events = metrics::family(out, "sluice_writer_events_total", "Writer events: retried batches, split batches, isolation COPYs, connection losses, reconnects, failed connects, failed dead-letter inserts, blocks abandoned at shutdown.", MetricType::Counter);
     metrics::add_value(events, {{"event", "batch_retried"}}, load(ws.retried_batches));
     metrics::add_value(events, {{"event", "batch_split"}}, load(ws.split_batches));
     metrics::add_value(events, {{"event", "connection_lost"}}, load(ws.connection_losses));
     metrics::add_value(events, {{"event", "connect_failed"}}, load(ws.connect_failures));
     metrics::add_value(events, {{"event", "reconnected"}}, load(ws.reconnects));
     metrics::add_value(events, {{"event", "shutdown_abandoned_block"}}, load(ws.shutdown_blocks));
+    metrics::add_value(events, {{"event", "isolation_copy"}}, load(ws.isolation_copies));
+    metrics::add_value(events, {{"event", "dead_letter_insert_failed"}}, load(ws.dead_letter_failures));
     auto& connected = metrics::family(out, "sluice_db_connections_up", "Writer connections that are currently established.", MetricType::Gauge);
     metrics::add_value(connected, {}, static_cast<double>(ws.connected_writers.load(std::memory_order_relaxed)));
     auto& queue = metrics::family(out, "sluice_writer_queue_batches", "Flushed batches waiting for a writer.", MetricType::Gauge);

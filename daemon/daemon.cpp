@@ -1,5 +1,6 @@
 #include "daemon/daemon.h"
 
+#include <pthread.h>
 #include <signal.h>
 
 #include <atomic>
@@ -7,6 +8,7 @@
 #include <condition_variable>
 #include <future>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -25,6 +27,7 @@
 #include "ingest/http/admin_server.h"
 #include "ingest/http/http_server.h"
 #include "ingest/http_write_service.h"
+#include "ingest/influx_write_service.h"
 #include "ingest/ingest_context.h"
 #include "ingest/udp/udp_listener.h"
 #include "ingest/udp_ingest.h"
@@ -39,13 +42,29 @@ namespace {
 using namespace std::chrono_literals;
 using WorkGuard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
 
-void notify_systemd(const char* state) {
+// systemd notifications (no-ops without NOTIFY_SOCKET or without libsystemd): READY=1, STOPPING=1,
+// WATCHDOG=1 and STATUS= lines that `systemctl status sluiced` shows.
+void notify_systemd(const std::string& state) {
 #ifdef SLUICE_HAVE_SYSTEMD
-  sd_notify(0, state);
+  sd_notify(0, state.c_str());
 #else
   (void)state;
 #endif
 }
+
+void set_status(const std::string& status) { notify_systemd("STATUS=" + status); }
+
+// The watchdog interval systemd asks for (WatchdogSec=, WATCHDOG_USEC for this pid), 0 when none.
+uint64_t watchdog_usec() {
+  uint64_t usec = 0;
+#ifdef SLUICE_HAVE_SYSTEMD
+  if (sd_watchdog_enabled(0, &usec) <= 0) usec = 0;
+#endif
+  return usec;
+}
+
+// Names the calling thread (15 characters at most) for ps -L, top -H and gdb.
+void name_thread(const std::string& name) { pthread_setname_np(pthread_self(), name.substr(0, 15).c_str()); }
 
 // Blocks the stop signals in every thread (call before starting any) and waits for one of them on
 // a dedicated thread.
@@ -55,11 +74,16 @@ class SignalWatcher {
     sigemptyset(&set_);
     sigaddset(&set_, SIGTERM);
     sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGHUP);  // systemd's ExecReload; must not terminate the daemon
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
     thread_ = std::thread([this] {
+      name_thread("sluice-signal");
       int sig = 0;
       while (sigwait(&set_, &sig) == 0) {
         if (sig == SIGTERM || sig == SIGINT) break;
+        if (sig == SIGHUP) {
+          spdlog::warn("event=reload_requested signal=SIGHUP result=ignored reason=\"config reload is not supported yet\"");
+        }
       }
       {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -137,7 +161,10 @@ class AdminRunner {
     cb.render_metrics = [&view] { return view.render(); };
     server_ = std::make_unique<AdminServer>(io_, config.listen, cb);
     server_->start();
-    thread_ = std::thread([this] { io_.run(); });
+    thread_ = std::thread([this] {
+      name_thread("sluice-admin");
+      io_.run();
+    });
     spdlog::info("event=listening kind=admin address={}", config.listen);
   }
   ~AdminRunner() {
@@ -167,6 +194,7 @@ bool load_catalog_with_retry(const Config& config, SignalWatcher& signals, Catal
   auto delay = 250ms;
   for (int attempt = 1;; ++attempt) {
     try {
+      set_status(attempt == 1 ? "connecting to the database" : "waiting for the database (attempt " + std::to_string(attempt) + ")");
       pg::Connection conn(config.database.url, "sluiced catalog");
       out = load_catalog(conn.get(), specs);
       return true;
@@ -218,6 +246,17 @@ int run_daemon(const Config& config) {
                                                        config.http.max_errors_reported));
     http_services.push_back(std::make_unique<HttpWriteService>(*contexts.back(), config.http));
   }
+  // InfluxDB line protocol (HTTP /write, /api/v2/write; UDP "line"): one LineMapper per IO thread. A
+  // mapping naming a missing table or column throws here: a start-up error (exit 1).
+  std::vector<std::unique_ptr<InfluxWriteService>> influx_services;
+  if (!config.measurements.empty()) {
+    const auto mappings = measurement_mappings(config.measurements);
+    for (int i = 0; i < io_threads; ++i) {
+      contexts[i]->set_line_mapper(std::make_unique<LineMapper>(catalog, mappings, config.http.max_errors_reported));
+      influx_services.push_back(std::make_unique<InfluxWriteService>(*contexts[i], config.http));
+    }
+    spdlog::info("event=line_protocol_mapped measurements={}", config.measurements.size());
+  }
 
   // Policy manager (lib/policy): reconciles the timeseries blocks at start and every
   // policy.reconcile_interval on its own connection and thread; never on the ingest path. The
@@ -238,6 +277,11 @@ int run_daemon(const Config& config) {
   wopts.url = config.database.url;
   wopts.connections = config.database.connections;
   wopts.queue_batches = config.pipeline.writer_queue_batches;
+  for (const auto& t : config.tables) {  // catalog.tables[i] comes from config.tables[i]
+    pg::ConflictMode mode = pg::ConflictMode::error;
+    pg::parse_conflict_mode(t.conflict, mode);
+    wopts.conflict.push_back(mode);
+  }
   pg::WriterPool writers(catalog, wopts);
   std::vector<BlockRing*> ring_ptrs;
   for (auto& r : rings) ring_ptrs.push_back(r.get());
@@ -266,26 +310,36 @@ int run_daemon(const Config& config) {
       handlers.push_back(http_services[i].get());
     }
     http = std::make_unique<HttpServer>(io_ptrs, config.http.listen, hl, handlers);
+    if (!influx_services.empty()) {
+      std::vector<WriteHandler*> line_handlers;
+      for (auto& s : influx_services) line_handlers.push_back(s.get());
+      http->enable_line_protocol(line_handlers, SLUICE_VERSION);
+    }
     http->start();
     spdlog::info("event=listening kind=http address={}", config.http.listen);
   }
 
-  std::vector<std::unique_ptr<UdpIngest>> udp_ingests;
+  std::vector<std::unique_ptr<DatagramHandler>> udp_ingests;
   std::vector<std::unique_ptr<UdpListener>> udp_listeners;
   for (size_t u = 0; u < config.udp.size(); ++u) {
     const auto& uc = config.udp[u];
     const int thread = static_cast<int>(u % static_cast<size_t>(io_threads));
     EpochPrecision precision = EpochPrecision::s;
     parse_epoch_precision(uc.precision, precision);
-    const TableSchema* table = catalog.find(uc.table);
-    udp_ingests.push_back(std::make_unique<UdpIngest>(*contexts[thread], *table, precision));
+    if (uc.format == "line") {
+      udp_ingests.push_back(std::make_unique<UdpLineIngest>(*contexts[thread], precision));
+    } else {
+      const TableSchema* table = catalog.find(uc.table);
+      udp_ingests.push_back(std::make_unique<UdpIngest>(*contexts[thread], *table, precision));
+    }
     UdpOptions uo;
     uo.listen = uc.listen;
     uo.max_datagram_bytes = uc.max_datagram_bytes;
     uo.recv_buffer_bytes = uc.recv_buffer_bytes;
     udp_listeners.push_back(std::make_unique<UdpListener>(*ios[thread], uo, *udp_ingests.back()));
     udp_listeners.back()->start();
-    spdlog::info("event=listening kind=udp address={} table={}", uc.listen, uc.table);
+    spdlog::info("event=listening kind=udp address={} format={} table={}", uc.listen, uc.format,
+                 uc.format == "line" ? "(measurements)" : uc.table);
   }
 
   // Ring occupancy and the components' own stats at scrape time.
@@ -310,21 +364,65 @@ int run_daemon(const Config& config) {
   // IO threads.
   std::vector<WorkGuard> guards;
   std::vector<std::thread> threads;
-  for (auto& io : ios) {
-    guards.emplace_back(io->get_executor());
-    threads.emplace_back([io = io.get()] { io->run(); });
+  for (size_t i = 0; i < ios.size(); ++i) {
+    guards.emplace_back(ios[i]->get_executor());
+    threads.emplace_back([io = ios[i].get(), i] {
+      name_thread("sluice-io-" + std::to_string(i));
+      io->run();
+    });
   }
 
   // From here the admin listener reports metrics and readiness.
   admin_view.attach(&registry, &writers);
   AdminAttachment admin_attachment{admin_view};
 
-  notify_systemd("READY=1");
-  spdlog::info("event=ready io_threads={} writer_connections={}", io_threads, config.database.connections);
+  // READY=1 means what /readyz means: at least one writer connected (they connect on their own
+  // threads). Waits as long as it takes; a stop signal meanwhile goes to the normal shutdown.
+  if (!writers.connected()) set_status("connecting the writers");
+  while (!writers.connected() && !signals.wait_for(20ms)) {
+  }
+  if (!signals.stopped()) {
+    notify_systemd("READY=1\nSTATUS=ready: " + std::to_string(catalog.tables.size()) + " tables, " +
+                   std::to_string(io_threads) + " io threads, " + std::to_string(config.database.connections) +
+                   " writer connections");
+    spdlog::info("event=ready io_threads={} writer_connections={}", io_threads, config.database.connections);
+  }
 
-  signals.wait_for(std::chrono::hours(24 * 365 * 100));
+  // The main thread now only pets systemd's watchdog (WatchdogSec=): every half interval it sends
+  // WATCHDOG=1, but only when every IO thread ran the probe posted the tick before — a stuck IO
+  // thread stops the pings and systemd restarts sluiced. A database outage is not a reason: the
+  // writers reconnect on their own.
+  // (probes_done lives until the IO threads are joined: a posted probe may run during shutdown.)
+  const uint64_t wd_usec = watchdog_usec();
+  std::vector<std::unique_ptr<std::atomic<uint64_t>>> probes_done;
+  if (wd_usec == 0) {
+    signals.wait_for(std::chrono::hours(24 * 365 * 100));
+  } else {
+    spdlog::info("event=watchdog_enabled interval_ms={}", wd_usec / 1000);
+    for (size_t i = 0; i < ios.size(); ++i) probes_done.push_back(std::make_unique<std::atomic<uint64_t>>(0));
+    uint64_t probes_sent = 0;
+    bool stalled_logged = false;
+    while (!signals.wait_for(std::chrono::microseconds(wd_usec / 2))) {
+      int stalled = -1;
+      for (size_t i = 0; i < ios.size(); ++i) {
+        if (probes_done[i]->load(std::memory_order_acquire) != probes_sent) stalled = static_cast<int>(i);
+      }
+      if (stalled < 0) {
+        notify_systemd("WATCHDOG=1");
+        stalled_logged = false;
+        ++probes_sent;
+        for (size_t i = 0; i < ios.size(); ++i) {
+          boost::asio::post(*ios[i], [done = probes_done[i].get()] { done->fetch_add(1, std::memory_order_release); });
+        }
+      } else if (!stalled_logged) {
+        spdlog::error("event=watchdog_withheld reason=io_thread_stalled thread={}", stalled);
+        set_status("io thread " + std::to_string(stalled) + " stalled: watchdog withheld");
+        stalled_logged = true;
+      }
+    }
+  }
   admin_view.set_stopping();
-  notify_systemd("STOPPING=1");
+  notify_systemd("STOPPING=1\nSTATUS=stopping: draining the rings and committing pending batches");
   spdlog::info("event=stopping signal={}", signals.signal());
 
   // 1. No new connections or datagrams.

@@ -1,5 +1,7 @@
 #include "batch/batcher.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <limits>
 #include <utility>
@@ -66,6 +68,7 @@ size_t Batcher::pending_groups() const {
 }
 
 void Batcher::run() {
+  pthread_setname_np(pthread_self(), "sluice-batcher");  // ps -L, top -H, gdb
   auto idle_sleep = kIdleSleepMin;
   while (!stopping_.load(std::memory_order_acquire)) {
     refresh_limits();

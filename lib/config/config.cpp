@@ -4,6 +4,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -202,14 +203,18 @@ Config parse_config(const std::string& text, const std::string& source_name) {
           ObjectReader r(object_or_empty(&(*udp)[i], path, problems), path, problems);
           r.string("listen", u.listen, true);
           r.string("format", u.format);
-          r.string("table", u.table, true);
-          r.string("precision", u.precision);
+          r.string("table", u.table);
+          std::string precision;
+          r.string("precision", precision);
           r.integer("max_datagram_bytes", u.max_datagram_bytes, 64, 65535);
           r.integer("recv_buffer_bytes", u.recv_buffer_bytes, 4096, 1 << 30);
           if (!u.listen.empty()) check_address(path + ".listen", u.listen, problems);
-          if (u.format != "ndjson") {
-            problems.push_back(path + ".format: \"" + u.format + "\" is not supported (supported: ndjson)");
+          if (u.format != "ndjson" && u.format != "line") {
+            problems.push_back(path + ".format: \"" + u.format + "\" is not supported (supported: ndjson, line)");
           }
+          // Line protocol counts in nanoseconds unless told otherwise, as InfluxDB does.
+          u.precision = !precision.empty() ? precision : u.format == "line" ? "ns" : "s";
+          if (u.format == "ndjson" && u.table.empty()) problems.push_back(path + ".table: required (format ndjson)");
           if (!valid_precision(u.precision)) {
             problems.push_back(path + ".precision: \"" + u.precision + "\" is not one of s, ms, us, ns");
           }
@@ -229,6 +234,52 @@ Config parse_config(const std::string& text, const std::string& source_name) {
       problems.push_back("log.level: \"" + c.log.level + "\" is not one of trace, debug, info, warn, error, critical, off");
     }
 
+    if (const json* ms = top.get("measurements")) {
+      if (!ms->is_array()) {
+        problems.push_back("measurements: expected an array of line protocol mappings");
+      } else {
+        for (size_t i = 0; i < ms->size(); ++i) {
+          const std::string path = "measurements[" + std::to_string(i) + "]";
+          MeasurementConfig m;
+          ObjectReader r(object_or_empty(&(*ms)[i], path, problems), path, problems);
+          r.string("measurement", m.measurement, true);
+          r.string("table", m.table);
+          for (const char* kind : {"tags", "fields"}) {
+            const json* renames = r.get(kind);
+            if (!renames) continue;
+            if (!renames->is_object()) {
+              problems.push_back(r.at(kind) + ": expected an object {\"name in the line\": \"column\"}");
+              continue;
+            }
+            auto& out = std::string_view(kind) == "tags" ? m.tags : m.fields;
+            for (auto it = renames->begin(); it != renames->end(); ++it) {
+              if (!it->is_string() || it->get<std::string>().empty()) {
+                problems.push_back(r.at(kind) + "." + it.key() + ": expected a column name");
+                continue;
+              }
+              out.emplace_back(it.key(), it->get<std::string>());
+            }
+          }
+          r.string("extra_json_column", m.extra_json_column);
+          r.string("unmapped", m.unmapped);
+          r.string("measurement_column", m.measurement_column);
+          if (m.unmapped != "reject" && m.unmapped != "ignore") {
+            problems.push_back(path + ".unmapped: \"" + m.unmapped + "\" is not one of reject, ignore");
+          }
+          if (m.measurement == "*" && m.table.empty()) {
+            problems.push_back(path + ".table: required for the catch-all measurement \"*\"");
+          }
+          for (size_t j = 0; j < c.measurements.size(); ++j) {
+            if (!m.measurement.empty() && c.measurements[j].measurement == m.measurement) {
+              problems.push_back(path + ".measurement: \"" + m.measurement + "\" is mapped twice (also measurements[" +
+                                 std::to_string(j) + "])");
+            }
+          }
+          c.measurements.push_back(std::move(m));
+        }
+      }
+    }
+
     if (const json* pol = top.get("policy")) c.policy = parse_policy_settings(*pol, "policy", problems);
 
     const json* tables = top.get("tables");
@@ -242,6 +293,10 @@ Config parse_config(const std::string& text, const std::string& source_name) {
         ObjectReader r(object_or_empty(&(*tables)[i], path, problems), path, problems);
         r.string("name", t.name, true);
         r.string("time_column", t.time_column);
+        r.string("conflict", t.conflict);
+        if (t.conflict != "error" && t.conflict != "ignore" && t.conflict != "update") {
+          problems.push_back(path + ".conflict: \"" + t.conflict + "\" is not one of error, ignore, update");
+        }
         if (const json* ts = r.get("timeseries")) {
           t.timeseries = parse_timeseries(*ts, path + ".timeseries", t.time_column, problems);
           if (t.time_column.empty()) {
@@ -255,7 +310,21 @@ Config parse_config(const std::string& text, const std::string& source_name) {
         }
         c.tables.push_back(std::move(t));
       }
+      for (size_t i = 0; i < c.measurements.size(); ++i) {
+        const auto& m = c.measurements[i];
+        const std::string& table = m.table.empty() ? m.measurement : m.table;
+        if (!table.empty() && table != "*" && !names.count(table)) {
+          problems.push_back("measurements[" + std::to_string(i) + "]" + (m.table.empty() ? ".measurement" : ".table") +
+                             ": table \"" + table + "\" is not listed in tables");
+        }
+      }
       for (size_t i = 0; i < c.udp.size(); ++i) {
+        if (c.udp[i].format == "line" && c.measurements.empty()) {
+          problems.push_back("udp[" + std::to_string(i) + "].format: \"line\" needs a non-empty measurements array");
+        }
+        if (c.udp[i].format == "line" && !c.udp[i].table.empty()) {
+          problems.push_back("udp[" + std::to_string(i) + "].table: not used with format \"line\" (measurements map lines to tables)");
+        }
         if (!c.udp[i].table.empty() && !names.count(c.udp[i].table)) {
           problems.push_back("udp[" + std::to_string(i) + "].table: \"" + c.udp[i].table +
                              "\" is not listed in tables");

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "config/timeseries.h"
@@ -54,9 +55,10 @@ struct HttpConfig {
 
 struct UdpConfig {
   std::string listen;                    // host:port
-  std::string format = "ndjson";         // ndjson: one or more JSON row objects per datagram
-  std::string table;                     // target table (must be listed in tables)
-  std::string precision = "s";
+  std::string format = "ndjson";         // ndjson: one or more JSON row objects per datagram;
+                                         // line: InfluxDB line protocol, mapped by `measurements`
+  std::string table;                     // ndjson: target table (must be listed in tables); line: unused
+  std::string precision = "s";           // default "ns" for format line
   size_t max_datagram_bytes = 65535;
   int recv_buffer_bytes = 8 << 20;
 };
@@ -73,7 +75,19 @@ struct LogConfig {
 struct TableConfig {
   std::string name;                      // "table" (schema public) or "schema.table"
   std::string time_column;               // optional; default: the first NOT NULL timestamptz column
+  std::string conflict = "error";        // duplicate key: error (dead letter), ignore, update (pg/copy_writer.h)
   std::optional<TimeseriesConfig> timeseries;  // lifecycle managed by lib/policy (config/timeseries.h)
+};
+
+// One InfluxDB line protocol measurement → table mapping (the `measurements` array); turned into a
+// MeasurementMapping (ingest/parse/line_mapping.h), whose header documents the rules.
+struct MeasurementConfig {
+  std::string measurement;               // "*" = any measurement without its own mapping
+  std::string table;                     // config name of a listed table; empty = the measurement's name
+  std::vector<std::pair<std::string, std::string>> tags, fields;  // renames: line name → column
+  std::string extra_json_column;         // json/jsonb column collecting unmapped tags and fields
+  std::string unmapped = "reject";       // "reject" the line or "ignore" the name (no extra_json_column)
+  std::string measurement_column;        // text column receiving the measurement name
 };
 
 struct Config {
@@ -87,6 +101,7 @@ struct Config {
   LogConfig log;
   PolicySettings policy;                 // the `policy` block (config/timeseries.h)
   std::vector<TableConfig> tables;
+  std::vector<MeasurementConfig> measurements;  // line protocol mappings (HTTP /write, /api/v2/write, UDP line)
 };
 
 class ConfigError : public std::runtime_error {

@@ -15,10 +15,13 @@
 
 namespace sluice {
 
+// Ordered from best to worst: a request's outcome is the worst of its blocks' outcomes.
 enum class AckOutcome : uint8_t {
-  committed = 0,    // every row of every block is committed
-  failed = 1,       // the database refused at least one block; message says why
-  shutdown = 2,     // the daemon stopped before the rows could be written
+  committed = 0,      // every row of every block is committed
+  dead_lettered = 1,  // the database refused some rows one by one (constraint, data error); they are
+                      // in the dead-letter table and the others are committed: retrying will not help
+  failed = 2,         // the database refused a block as a whole; message says why
+  shutdown = 3,       // the daemon stopped before the rows could be written
 };
 
 struct AckResult {

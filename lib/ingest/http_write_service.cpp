@@ -178,6 +178,13 @@ void HttpWriteService::handle(const WriteRequest& request, std::function<void(Wr
                                r.status = verdict_status;
                                r.body = verdict_json(pending->accepted, pending->rejected, pending->errors);
                                break;
+                             case AckOutcome::dead_lettered:
+                               // Rows refused one by one (constraints): the sender's data, not a
+                               // fault to retry. The others are committed.
+                               r.status = 400;
+                               r.body = verdict_json(a.rows_committed, pending->rejected + pending->accepted - a.rows_committed,
+                                                     pending->errors, "the database refused rows: " + a.message);
+                               break;
                              case AckOutcome::failed:
                                r.status = 500;
                                r.body = verdict_json(a.rows_committed, pending->rejected + pending->accepted - a.rows_committed,

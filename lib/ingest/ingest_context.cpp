@@ -39,4 +39,36 @@ void IngestContext::count(uint32_t table_id, size_t body_bytes, const JsonParseR
   }
 }
 
+void IngestContext::count_lines(size_t body_bytes, const LineParseResult& r, uint32_t fallback_table_id) {
+  if (counters_.tables.empty()) return;
+  const uint32_t main_table = r.blocks.empty() ? fallback_table_id : r.blocks.front()->table_id;
+  uint64_t blocked_rows = 0;
+  for (const auto& b : r.blocks) {
+    auto& c = counters_.tables[b->table_id];
+    c.rows_received.add(b->rows);
+    c.rows_accepted.add(b->rows);
+    blocked_rows += b->rows;
+  }
+  auto& c = counters_.tables[main_table];
+  c.bytes_received.add(body_bytes);
+  if (r.rows_accepted > blocked_rows) {  // not expected: every accepted row is in a block
+    c.rows_received.add(r.rows_accepted - blocked_rows);
+    c.rows_accepted.add(r.rows_accepted - blocked_rows);
+  }
+  if (r.rows_rejected == 0) return;
+  c.rows_received.add(r.rows_rejected);
+  uint64_t attributed = 0;
+  for (const auto& e : r.errors) {
+    metrics::RejectReason reason = metrics::RejectReason::invalid_value;
+    if (e.message.find("too many rows") != std::string::npos) reason = metrics::RejectReason::too_many_rows;
+    else if (e.message.find("no column") != std::string::npos) reason = metrics::RejectReason::unknown_column;
+    else if (e.column.empty()) reason = metrics::RejectReason::malformed;
+    c.rows_rejected[static_cast<int>(reason)].add(1);
+    ++attributed;
+  }
+  if (r.rows_rejected > attributed) {
+    c.rows_rejected[static_cast<int>(metrics::RejectReason::invalid_value)].add(r.rows_rejected - attributed);
+  }
+}
+
 }  // namespace sluice

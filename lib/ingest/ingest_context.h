@@ -15,6 +15,7 @@
 #include "catalog/row_encoder.h"
 #include "core/block.h"
 #include "ingest/parse/json_rows.h"
+#include "ingest/parse/line_mapping.h"
 #include "metrics/registry.h"
 #include "ring/spsc_ring.h"
 
@@ -34,6 +35,12 @@ class IngestContext {
   JsonRowParser& json_parser() { return json_parser_; }
   RowEncoder& encoder(uint32_t table_id) { return *encoders_[table_id]; }
   JsonParseResult& scratch_result() { return result_; }
+  std::vector<std::unique_ptr<RowEncoder>>& encoders() { return encoders_; }  // indexed like catalog.tables
+
+  // The line protocol mapper of this thread (HTTP /write, /api/v2/write and UDP "line"); null when
+  // no measurements are configured.
+  LineMapper* line_mapper() { return line_mapper_.get(); }
+  void set_line_mapper(std::unique_ptr<LineMapper> mapper) { line_mapper_ = std::move(mapper); }
 
   // Once closing, no block is pushed any more (shutdown: the batcher may then drain the ring).
   bool closing() const { return closing_; }
@@ -49,6 +56,11 @@ class IngestContext {
   // Counts a parse result into the per-table counters.
   void count(uint32_t table_id, size_t body_bytes, const JsonParseResult& r);
 
+  // Counts a line protocol result, whose rows may go to several tables: accepted rows per block's
+  // table; the body bytes and the rejected lines (whose table is not known) to the first block's
+  // table, else to `fallback_table_id`.
+  void count_lines(size_t body_bytes, const LineParseResult& r, uint32_t fallback_table_id = 0);
+
  private:
   boost::asio::io_context& io_;
   BlockRing& ring_;
@@ -57,6 +69,7 @@ class IngestContext {
   JsonRowParser json_parser_;
   std::vector<std::unique_ptr<RowEncoder>> encoders_;
   JsonParseResult result_;
+  std::unique_ptr<LineMapper> line_mapper_;
   bool closing_ = false;
 };
 

@@ -1,5 +1,7 @@
 #include "ingest/udp_ingest.h"
 
+#include <chrono>
+
 namespace sluice {
 
 UdpIngest::UdpIngest(IngestContext& context, const TableSchema& table, EpochPrecision precision)
@@ -26,6 +28,31 @@ void UdpIngest::on_datagram(const char* data, std::size_t size, std::size_t capa
     return;
   }
   ctx_.count(table_.id, size, result);
+  ctx_.push_all(result.blocks);
+}
+
+UdpLineIngest::UdpLineIngest(IngestContext& context, EpochPrecision precision)
+    : ctx_(context), precision_(precision) {}
+
+void UdpLineIngest::on_datagram(const char* data, std::size_t size, std::size_t /*capacity*/) {
+  ctx_.counters().udp_datagrams.add();
+  LineMapper* mapper = ctx_.line_mapper();
+  if (ctx_.closing() || !mapper) {
+    ctx_.counters().udp_ring_full.add();
+    return;
+  }
+  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  LineParseResult& result = ctx_.scratch_result();
+  mapper->parse(std::string_view(data, size), precision_, now_ns, ctx_.encoders(), SIZE_MAX, result);
+  if (result.rows_accepted == 0 && result.rows_rejected == 0) return;  // blank or comments only
+  if (!result.blocks.empty() && !ctx_.has_room_for(result.blocks.size())) {
+    ctx_.counters().udp_ring_full.add();
+    result.blocks.clear();
+    return;
+  }
+  ctx_.count_lines(size, result);
   ctx_.push_all(result.blocks);
 }
 

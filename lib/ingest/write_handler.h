@@ -11,19 +11,26 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
 
 namespace sluice {
 
+// Which endpoint a request came in on: the JSON rows API or an InfluxDB line protocol one.
+enum class WriteApi : uint8_t { json, influx_v1, influx_v2 };
+
 struct WriteRequest {
+  WriteApi api = WriteApi::json;  // json: POST /v1/write/{table}; influx_v1: POST /write; influx_v2: POST /api/v2/write
   std::string_view target;        // the request target as sent (path + query), for errors
   std::string_view table;         // {table} of /v1/write/{table}, percent-decoded
   std::string_view content_type;  // e.g. "application/json", "application/x-ndjson"
   std::string_view precision;     // the `precision` query parameter, empty when absent
   std::string_view ack_mode;      // the X-Sluice-Ack header, empty when absent (issue 5)
   std::string_view client;        // peer address, for logs
+  std::string_view db, rp;        // influx_v1 query parameters (accepted, not used for routing)
+  std::string_view org, bucket;   // influx_v2 query parameters (accepted, not used for routing)
   // The (already gunzipped) body. The handler may grow its capacity (for parser padding) and
   // may keep using it until done() has been called; the session does not touch it until then.
   std::string* body = nullptr;

@@ -1,16 +1,21 @@
 // pg/copy_writer.cpp — writer threads, binary COPY streaming, failure classification.
 #include "pg/copy_writer.h"
 
+#include <pthread.h>
+
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <climits>
+#include <functional>
 #include <map>
 #include <random>
+#include <set>
 #include <utility>
 
 #include "pg/connection.h"
+#include "pg/tuple_decode.h"
 
 namespace sluice::pg {
 
@@ -75,15 +80,15 @@ CopyOutcome failure_from(PGconn* conn, const PGresult* r) {
   return out;
 }
 
-// One COPY of blocks[0..n) over a healthy connection. Streams each block's bytes as they are.
-CopyOutcome run_copy(PGconn* conn, const std::string& sql, const BlockPtr* blocks, size_t n) {
+// One COPY over a healthy connection: the header, every part's bytes as they are, the trailer.
+CopyOutcome run_copy(PGconn* conn, const std::string& sql, const std::vector<std::string_view>& parts) {
   {
     Result start(PQexec(conn, sql.c_str()));
     if (!start || PQresultStatus(start.get()) != PGRES_COPY_IN) return failure_from(conn, start.get());
   }
   bool sent = PQputCopyData(conn, kCopyBinaryHeader, sizeof kCopyBinaryHeader) == 1;
-  for (size_t i = 0; sent && i < n; ++i) {
-    const std::vector<char>& data = blocks[i]->data;
+  for (size_t i = 0; sent && i < parts.size(); ++i) {
+    const std::string_view data = parts[i];
     for (size_t off = 0; sent && off < data.size();) {
       const size_t chunk = std::min(data.size() - off, kMaxPutCopyChunk);
       sent = PQputCopyData(conn, data.data() + off, static_cast<int>(chunk)) == 1;
@@ -119,22 +124,77 @@ CopyOutcome run_copy(PGconn* conn, const std::string& sql, const BlockPtr* block
   return failure_from(conn, nullptr);
 }
 
+// A command (or several, ';'-separated) without rows to stream; committed = it succeeded.
+CopyOutcome run_command(PGconn* conn, const std::string& sql) {
+  Result r(PQexec(conn, sql.c_str()));
+  const ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+    CopyOutcome ok;
+    ok.committed = true;
+    ok.answered = true;
+    return ok;
+  }
+  return failure_from(conn, r.get());
+}
+
+// Best effort: leave no transaction open on a connection that is still usable.
+void rollback(PGconn* conn) {
+  if (conn && PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE) {
+    Result r(PQexec(conn, "ROLLBACK"));
+  }
+}
+
+void ignore_notice(void*, const char*) {}
+
+// The byte ranges of spans[lo, hi), adjacent tuples of one block merged into one part.
+void parts_of(const std::vector<BlockPtr>& blocks, const std::vector<TupleSpan>& spans, size_t lo, size_t hi,
+              std::vector<std::string_view>& out) {
+  out.clear();
+  for (size_t i = lo; i < hi; ++i) {
+    const TupleSpan& t = spans[i];
+    const char* p = blocks[t.block]->data.data() + t.offset;
+    if (!out.empty() && out.back().data() + out.back().size() == p) {
+      out.back() = std::string_view(out.back().data(), out.back().size() + t.size);
+    } else {
+      out.emplace_back(p, t.size);
+    }
+  }
+}
+
+// "SQLSTATE: text" → "text".
+std::string without_sqlstate(const std::string& message, const std::string& sqlstate) {
+  const std::string prefix = sqlstate + ": ";
+  return message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
+}
+
 }  // namespace
 
 CopyFailureKind classify_sqlstate(std::string_view s) {
   if (s.size() < 5) return CopyFailureKind::connection;
   const std::string_view cls = s.substr(0, 2);
   if (cls == "08") return CopyFailureKind::connection;  // connection exception
-  if (s == "57P01" || s == "57P02" || s == "57P03" || s == "53300") return CopyFailureKind::connection;
+  if (cls == "53") return CopyFailureKind::connection;  // insufficient resources: disk full, out of memory, too many connections
+  if (s == "57P01" || s == "57P02" || s == "57P03") return CopyFailureKind::connection;  // shutdown, crash, cannot connect now
+  if (s == "57014") return CopyFailureKind::connection;  // query canceled (statement_timeout, pg_cancel_backend)
+  if (s == "40001" || s == "40P01") return CopyFailureKind::connection;  // serialization failure, deadlock
+  if (s == "55P03") return CopyFailureKind::connection;  // lock not available
   if (cls == "22" || cls == "23") return CopyFailureKind::row_level;  // data exception, integrity
   return CopyFailureKind::other;
+}
+
+bool parse_conflict_mode(std::string_view text, ConflictMode& out) {
+  if (text == "error") out = ConflictMode::error;
+  else if (text == "ignore") out = ConflictMode::ignore;
+  else if (text == "update") out = ConflictMode::update;
+  else return false;
+  return true;
 }
 
 // ---- stats -------------------------------------------------------------------------------------
 
 WriterStats::WriterStats(size_t tables)
     : committed_rows(tables), committed_bytes(tables), committed_batches(tables),
-      failed_rows(tables), failed_blocks(tables) {}
+      failed_rows(tables), failed_blocks(tables), dead_letter_rows(tables) {}
 
 uint64_t WriterStats::failures(std::string_view sqlstate_class) const {
   const int i = sqlstate_class_index(sqlstate_class);
@@ -155,6 +215,12 @@ struct WriterPool::Writer {
   std::map<std::pair<uint32_t, uint64_t>, std::string> copy_sql;  // (table, mask) → COPY statement
   Clock::time_point last_failure_log{};
   uint64_t failures_not_logged = 0;
+  // Conflict rules: staging tables created on this connection (cleared on reconnect), the key
+  // columns of each table (from pg_index, kept across reconnects), statements per (table, mask).
+  std::set<uint32_t> stages_created;
+  std::map<uint32_t, std::vector<std::string>> conflict_keys;
+  std::map<std::pair<uint32_t, uint64_t>, std::pair<std::string, std::string>> stage_sql;  // COPY, merge
+  int transient_failures = 0;  // consecutive retry-the-batch errors on a live connection
 
   bool ok() const { return conn && PQstatus(conn) == CONNECTION_OK; }
 
@@ -291,6 +357,7 @@ WriterPool::PopResult WriterPool::pop(Batch& out, Clock::time_point wait_until, 
 }
 
 void WriterPool::run(Writer& w) {
+  pthread_setname_np(pthread_self(), ("sluice-writer-" + std::to_string(w.index)).substr(0, 15).c_str());
   try_connect(w);  // on this thread, so start() never waits for the database
   for (;;) {
     auto wait_until = Clock::now() + kIdleCheckInterval;
@@ -327,7 +394,9 @@ bool WriterPool::try_connect(Writer& w) {
                           options_.application_name.c_str(), nullptr};
   PGconn* c = PQconnectdbParams(keys, values, 1);
   if (c && PQstatus(c) == CONNECTION_OK) {
+    PQsetNoticeProcessor(c, ignore_notice, nullptr);  // no NOTICE lines on stderr
     w.conn = c;
+    w.stages_created.clear();
     stats_.connected_writers.fetch_add(1, std::memory_order_relaxed);
     if (w.had_trouble) {
       stats_.reconnects.fetch_add(1, std::memory_order_relaxed);
@@ -398,40 +467,42 @@ bool WriterPool::ensure_connected(Writer& w) {
   }
 }
 
+namespace {
+
+// The conflict key of a table: its primary key, else its first plain unique index; empty when none.
+// Returns false when the query failed (out = the failure).
+bool load_conflict_key(PGconn* conn, const TableSchema& table, std::vector<std::string>& key, CopyOutcome& out) {
+  static const char* kSql =
+      "SELECT a.attname FROM pg_index i "
+      "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
+      "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+      "WHERE i.indexrelid = (SELECT indexrelid FROM pg_index WHERE indrelid = $1::regclass "
+      "AND (indisprimary OR indisunique) AND indpred IS NULL AND indexprs IS NULL "
+      "ORDER BY indisprimary DESC, indexrelid LIMIT 1) ORDER BY k.ord";
+  const char* params[1] = {table.quoted.c_str()};
+  Result r(PQexecParams(conn, kSql, 1, nullptr, params, nullptr, nullptr, 0));
+  if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+    out = failure_from(conn, r.get());
+    return false;
+  }
+  key.clear();
+  for (int i = 0; i < PQntuples(r.get()); ++i) key.emplace_back(PQgetvalue(r.get(), i, 0));
+  return true;
+}
+
+}  // namespace
+
 void WriterPool::write_batch(Writer& w, Batch& batch) {
   auto& blocks = batch.blocks;
   const uint32_t table_id = batch.table_id;
   const bool known_table = table_id < catalog_.tables.size();
 
-  auto commit = [&](size_t from, size_t to) {
-    uint64_t rows = 0, bytes = 0;
-    for (size_t i = from; i < to; ++i) {
-      rows += blocks[i]->rows;
-      bytes += blocks[i]->data.size();
-    }
-    stats_.committed_rows[table_id].fetch_add(rows, std::memory_order_relaxed);
-    stats_.committed_bytes[table_id].fetch_add(bytes, std::memory_order_relaxed);
-    stats_.committed_batches[table_id].fetch_add(1, std::memory_order_relaxed);
-    int64_t min_time = INT64_MAX, max_time = INT64_MIN;
-    for (size_t i = from; i < to; ++i) {
-      min_time = std::min(min_time, blocks[i]->min_time);
-      max_time = std::max(max_time, blocks[i]->max_time);
-      if (blocks[i]->ack) blocks[i]->ack->complete(AckOutcome::committed, blocks[i]->rows);
-    }
-    if (options_.on_commit && min_time <= max_time) options_.on_commit(table_id, min_time, max_time);
-  };
-  auto fail = [&](size_t from, size_t to, const std::string& message) {
-    uint64_t rows = 0;
-    for (size_t i = from; i < to; ++i) rows += blocks[i]->rows;
-    if (known_table) {
-      stats_.failed_rows[table_id].fetch_add(rows, std::memory_order_relaxed);
-      stats_.failed_blocks[table_id].fetch_add(to - from, std::memory_order_relaxed);
-    }
+  auto log_failure = [&](uint64_t block_count, uint64_t rows, const std::string& what, const std::string& message) {
     const auto now = Clock::now();
     if (now - w.last_failure_log >= kFailureLogInterval) {
-      spdlog::warn("writer {}: COPY into {} refused {} block(s), {} row(s): {}{}", w.index,
+      spdlog::warn("writer {}: {} {}: {} block(s), {} row(s): {}{}", w.index, what,
                    known_table ? catalog_.tables[table_id].config_name : std::to_string(table_id),
-                   to - from, rows, message,
+                   block_count, rows, message,
                    w.failures_not_logged ? " (+" + std::to_string(w.failures_not_logged) +
                                                " earlier failures not logged)"
                                          : std::string());
@@ -440,77 +511,364 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
     } else {
       ++w.failures_not_logged;
     }
-    for (size_t i = from; i < to; ++i) {
-      if (blocks[i]->ack) blocks[i]->ack->complete(AckOutcome::failed, 0, message);
+  };
+  auto note_commit = [&](uint64_t rows, uint64_t bytes) {
+    stats_.committed_rows[table_id].fetch_add(rows, std::memory_order_relaxed);
+    stats_.committed_bytes[table_id].fetch_add(bytes, std::memory_order_relaxed);
+    stats_.committed_batches[table_id].fetch_add(1, std::memory_order_relaxed);
+    int64_t min_time = INT64_MAX, max_time = INT64_MIN;
+    for (const auto& b : blocks) {
+      min_time = std::min(min_time, b->min_time);
+      max_time = std::max(max_time, b->max_time);
+    }
+    if (options_.on_commit && min_time <= max_time) options_.on_commit(table_id, min_time, max_time);
+  };
+  auto commit_all = [&] {
+    uint64_t rows = 0, bytes = 0;
+    for (const auto& b : blocks) {
+      rows += b->rows;
+      bytes += b->data.size();
+    }
+    note_commit(rows, bytes);
+    for (auto& b : blocks) {
+      if (b->ack) b->ack->complete(AckOutcome::committed, b->rows);
     }
   };
-  auto shut = [&](size_t from, size_t to) {
-    stats_.shutdown_blocks.fetch_add(to - from, std::memory_order_relaxed);
-    for (size_t i = from; i < to; ++i) {
-      if (blocks[i]->ack) {
-        blocks[i]->ack->complete(AckOutcome::shutdown, 0,
-                                 "sluice stopped while the database was unreachable");
-      }
+  auto fail_all = [&](const std::string& message) {
+    uint64_t rows = 0;
+    for (const auto& b : blocks) rows += b->rows;
+    if (known_table) {
+      stats_.failed_rows[table_id].fetch_add(rows, std::memory_order_relaxed);
+      stats_.failed_blocks[table_id].fetch_add(blocks.size(), std::memory_order_relaxed);
     }
+    log_failure(blocks.size(), rows, "the database refused a batch of", message);
+    for (auto& b : blocks) {
+      if (b->ack) b->ack->complete(AckOutcome::failed, 0, message);
+    }
+  };
+  auto shut_all = [&] {
+    stats_.shutdown_blocks.fetch_add(blocks.size(), std::memory_order_relaxed);
+    for (auto& b : blocks) {
+      if (b->ack) b->ack->complete(AckOutcome::shutdown, 0, "sluice stopped while the database was unreachable");
+    }
+  };
+  auto observe = [&](Clock::time_point t0, const CopyOutcome& out) {
+    if (out.answered) {
+      const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      size_t bucket = 0;
+      while (bucket < WriterStats::kCopyBuckets.size() && seconds > WriterStats::kCopyBuckets[bucket]) ++bucket;
+      stats_.copy_buckets[bucket].fetch_add(1, std::memory_order_relaxed);
+      stats_.copy_count.fetch_add(1, std::memory_order_relaxed);
+      stats_.copy_micros_sum.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
+    }
+    if (!out.committed) {
+      const int cls = sqlstate_class_index(out.sqlstate);
+      stats_.failures_by_class[static_cast<size_t>(cls < 0 ? 8 : cls)].fetch_add(1, std::memory_order_relaxed);
+    }
+  };
+  // After a retry-the-batch failure: reconnect when the connection broke, else (deadlock, disk
+  // full, ...) back off on the live connection, doubling from reconnect_min up to reconnect_max.
+  auto pause_before_retry = [&](const CopyOutcome& out) {
+    stats_.retried_batches.fetch_add(1, std::memory_order_relaxed);
+    if (!w.ok() || !out.answered) {
+      w.transient_failures = 0;
+      drop_connection(w, out.message);
+      return;
+    }
+    rollback(w.conn);
+    const int64_t min_ms = std::max<int64_t>(1, options_.reconnect_min.count());
+    const int64_t max_ms = std::max<int64_t>(min_ms, options_.reconnect_max.count());
+    int64_t delay = min_ms;
+    for (int i = 0; i < w.transient_failures && delay < max_ms; ++i) delay *= 2;
+    ++w.transient_failures;
+    w.next_connect_at = Clock::now() + std::chrono::milliseconds(std::min(delay, max_ms));
+    wait_for_retry(w);
   };
 
   if (blocks.empty()) return;
   if (!known_table) {
-    fail(0, blocks.size(), "unknown table id " + std::to_string(table_id));
+    fail_all("unknown table id " + std::to_string(table_id));
     return;
   }
-  const std::string& sql = w.sql_for(catalog_.tables[table_id], batch.column_mask);
+  const TableSchema& table = catalog_.tables[table_id];
+  const uint64_t mask = batch.column_mask;
+  const ConflictMode mode = table_id < options_.conflict.size() ? options_.conflict[table_id] : ConflictMode::error;
+  const std::string& copy_sql = w.sql_for(table, mask);
 
-  // One COPY of blocks[from, to), repeated over connection failures until the server answers.
-  // Returns false when stop() gave up on an unreachable database.
-  auto copy = [&](size_t from, size_t to, CopyOutcome& out) -> bool {
-    for (bool first = true;; first = false) {
-      if (!ensure_connected(w)) return false;
-      if (!first) stats_.retried_batches.fetch_add(1, std::memory_order_relaxed);
-      const auto t0 = Clock::now();
-      out = run_copy(w.conn, sql, blocks.data() + from, to - from);
-      if (out.answered) {
-        const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-        size_t bucket = 0;
-        while (bucket < WriterStats::kCopyBuckets.size() && seconds > WriterStats::kCopyBuckets[bucket]) {
-          ++bucket;
-        }
-        stats_.copy_buckets[bucket].fetch_add(1, std::memory_order_relaxed);
-        stats_.copy_count.fetch_add(1, std::memory_order_relaxed);
-        stats_.copy_micros_sum.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
-      }
-      if (out.committed) return true;
-      const int cls = sqlstate_class_index(out.sqlstate);
-      stats_.failures_by_class[static_cast<size_t>(cls < 0 ? 8 : cls)].fetch_add(1, std::memory_order_relaxed);
-      if (out.kind != CopyFailureKind::connection) return true;
-      drop_connection(w, out.message);
+  // Conflict rules: the staging table of this connection and the statements for this mask.
+  const std::pair<std::string, std::string>* stage = nullptr;
+  auto prepare_stage = [&](CopyOutcome& out) -> bool {
+    const std::string stage_name = "pg_temp.sluice_stage_" + std::to_string(table_id);
+    if (!w.conflict_keys.count(table_id)) {
+      std::vector<std::string> key;
+      if (!load_conflict_key(w.conn, table, key, out)) return false;
+      w.conflict_keys[table_id] = std::move(key);
     }
+    out.committed = true;
+    if (!w.stages_created.count(table_id)) {
+      out = run_command(w.conn, "CREATE TEMP TABLE IF NOT EXISTS sluice_stage_" + std::to_string(table_id) +
+                                    " ON COMMIT DELETE ROWS AS SELECT * FROM " + table.quoted + " WITH NO DATA");
+      if (!out.committed) return false;
+      w.stages_created.insert(table_id);
+    }
+    auto [it, inserted] = w.stage_sql.try_emplace({table_id, mask});
+    if (inserted) {
+      const std::string list = table.copy_column_list(mask);           // ("a","b")
+      const std::string cols = list.substr(1, list.size() - 2);         // "a","b"
+      const auto& key = w.conflict_keys[table_id];
+      std::string key_list, set_list;
+      bool key_in_list = !key.empty();
+      for (const auto& k : key) {
+        key_list += (key_list.empty() ? "" : ",") + quote_ident(k);
+        const int ci = table.find(k);
+        if (ci < 0 || (table.columns[ci].omit_bit >= 0 && !(mask & (uint64_t{1} << table.columns[ci].omit_bit)))) {
+          key_in_list = false;
+        }
+      }
+      for (const Column& c : table.columns) {
+        if (c.omit_bit >= 0 && !(mask & (uint64_t{1} << c.omit_bit))) continue;
+        if (std::find(key.begin(), key.end(), c.name) != key.end()) continue;
+        set_list += (set_list.empty() ? "" : ",") + quote_ident(c.name) + "=EXCLUDED." + quote_ident(c.name);
+      }
+      std::string merge = "INSERT INTO " + table.quoted + " " + list + " SELECT ";
+      if (mode == ConflictMode::update && key_in_list && !set_list.empty()) {
+        // One row per key (the last sent wins): DO UPDATE may not touch a row twice.
+        merge += "DISTINCT ON (" + key_list + ") " + cols + " FROM " + stage_name + " ORDER BY " + key_list +
+                 ", ctid DESC ON CONFLICT (" + key_list + ") DO UPDATE SET " + set_list;
+      } else if (mode == ConflictMode::update && !key.empty() && !set_list.empty()) {
+        merge += cols + " FROM " + stage_name + " ON CONFLICT (" + key_list + ") DO UPDATE SET " + set_list;
+      } else {
+        merge += cols + " FROM " + stage_name + " ON CONFLICT DO NOTHING";
+      }
+      merge += "; DELETE FROM " + stage_name;
+      it->second = {"COPY " + stage_name + " " + list + " FROM STDIN (FORMAT binary)", std::move(merge)};
+    }
+    stage = &it->second;
+    return true;
+  };
+  // Writes the given tuples into the table (direct COPY, or stage + merge), inside whatever
+  // transaction is open.
+  auto write_rows = [&](const std::vector<std::string_view>& parts) -> CopyOutcome {
+    const auto t0 = Clock::now();
+    CopyOutcome out;
+    if (mode == ConflictMode::error) {
+      out = run_copy(w.conn, copy_sql, parts);
+    } else if (prepare_stage(out)) {
+      out = run_copy(w.conn, stage->first, parts);
+      if (out.committed) out = run_command(w.conn, stage->second);
+    }
+    observe(t0, out);
+    return out;
   };
 
+  // 1. The whole batch in one go (autocommit COPY, or one staged transaction), retried over
+  //    connection loss and transient server errors.
+  std::vector<std::string_view> parts;
+  for (const auto& b : blocks) parts.emplace_back(b->data.data(), b->data.size());
   CopyOutcome outcome;
-  if (!copy(0, blocks.size(), outcome)) {
-    shut(0, blocks.size());
-    return;
+  for (;;) {
+    if (stop_deadline_passed() || !ensure_connected(w)) {
+      shut_all();
+      return;
+    }
+    if (mode == ConflictMode::error) {
+      outcome = write_rows(parts);
+    } else if (prepare_stage(outcome)) {  // outside the transaction: a rollback keeps the stage
+      outcome = run_command(w.conn, "BEGIN");
+      if (outcome.committed) outcome = write_rows(parts);
+      if (outcome.committed) outcome = run_command(w.conn, "COMMIT");
+      if (!outcome.committed) rollback(w.conn);
+    }
+    if (outcome.committed || outcome.kind != CopyFailureKind::connection) break;
+    pause_before_retry(outcome);
   }
   if (outcome.committed) {
-    commit(0, blocks.size());
+    w.transient_failures = 0;
+    commit_all();
     return;
   }
-  if (outcome.kind != CopyFailureKind::row_level || blocks.size() == 1) {
-    fail(0, blocks.size(), outcome.message);
+  if (outcome.kind != CopyFailureKind::row_level) {
+    fail_all(outcome.message);
     return;
   }
-  // A row-level error: find the blocks that hold the bad rows, commit the others.
-  stats_.split_batches.fetch_add(1, std::memory_order_relaxed);
+
+  // 2. Bad-row isolation (see the header): one transaction, bisection under savepoints, dead
+  //    letters, commit.
+  std::vector<TupleSpan> spans;
   for (size_t i = 0; i < blocks.size(); ++i) {
-    CopyOutcome one;
-    if (!copy(i, i + 1, one)) {
-      shut(i, i + 1);
-    } else if (one.committed) {
-      commit(i, i + 1);
-    } else {
-      fail(i, i + 1, one.message);
+    if (!split_tuples(blocks[i]->data, static_cast<uint32_t>(i), spans)) {
+      fail_all("malformed encoded block (sluice bug): " + outcome.message);
+      return;
     }
+  }
+  stats_.split_batches.fetch_add(1, std::memory_order_relaxed);
+  struct DeadRow {
+    size_t span;
+    std::string sqlstate, message;
+  };
+  std::vector<DeadRow> dead;
+  CopyOutcome abort_reason;  // why an isolation pass stopped
+  std::vector<std::string_view> piece;
+
+  // Tuples [lo, hi): `known` = this exact range already failed with it; `presumed` = the parent
+  // failed and its left half went through clean, so this half must fail too (not run again).
+  std::function<bool(size_t, size_t, const CopyOutcome*, bool)> bisect =
+      [&](size_t lo, size_t hi, const CopyOutcome* known, bool presumed) -> bool {
+    CopyOutcome local;
+    const CopyOutcome* failed = known;
+    if (!failed && !(presumed && hi - lo > 1)) {
+      local = run_command(w.conn, "SAVEPOINT sluice_isolate");
+      if (!local.committed) {
+        abort_reason = local;
+        return false;
+      }
+      parts_of(blocks, spans, lo, hi, piece);
+      stats_.isolation_copies.fetch_add(1, std::memory_order_relaxed);
+      local = write_rows(piece);
+      if (local.committed) {
+        local = run_command(w.conn, "RELEASE SAVEPOINT sluice_isolate");
+        if (!local.committed) {
+          abort_reason = local;
+          return false;
+        }
+        return true;
+      }
+      if (local.kind != CopyFailureKind::row_level) {
+        abort_reason = local;
+        return false;
+      }
+      CopyOutcome back = run_command(w.conn, "ROLLBACK TO SAVEPOINT sluice_isolate; RELEASE SAVEPOINT sluice_isolate");
+      if (!back.committed) {
+        abort_reason = back;
+        return false;
+      }
+      failed = &local;
+    }
+    if (hi - lo == 1) {
+      if (!failed) return bisect(lo, hi, nullptr, false);  // presumed single row: run it for its error
+      dead.push_back(DeadRow{lo, failed->sqlstate, without_sqlstate(failed->message, failed->sqlstate)});
+      return true;
+    }
+    const size_t mid = lo + (hi - lo) / 2;
+    const size_t dead_before = dead.size();
+    if (!bisect(lo, mid, nullptr, false)) return false;
+    return bisect(mid, hi, nullptr, dead.size() == dead_before);
+  };
+
+  const std::string ins_prefix = "INSERT INTO " + quote_ident(options_.dead_letter_table) +
+                                 " (table_name, row_data, sqlstate, message) VALUES ";
+  auto insert_dead_letters = [&]() -> CopyOutcome {
+    constexpr size_t kPerStatement = 1000;  // 4 parameters each, far below the 65535 limit
+    CopyOutcome out;
+    out.committed = true;
+    out.answered = true;
+    std::vector<std::string> values;
+    for (size_t first = 0; first < dead.size(); first += kPerStatement) {
+      const size_t last = std::min(dead.size(), first + kPerStatement);
+      std::string sql = ins_prefix;
+      values.clear();
+      for (size_t i = first; i < last; ++i) {
+        const size_t n = values.size();
+        sql += (i == first ? "" : ",");
+        sql += "($" + std::to_string(n + 1) + ",$" + std::to_string(n + 2) + "::jsonb,$" +
+               std::to_string(n + 3) + ",$" + std::to_string(n + 4) + ")";
+        const TupleSpan& t = spans[dead[i].span];
+        values.push_back(table.config_name);
+        values.push_back(tuple_to_json(table, mask, blocks[t.block]->data.data() + t.offset, t.size));
+        values.push_back(dead[i].sqlstate);
+        values.push_back(dead[i].message);
+      }
+      std::vector<const char*> params;
+      for (const auto& v : values) params.push_back(v.c_str());
+      Result r(PQexecParams(w.conn, sql.c_str(), static_cast<int>(params.size()), nullptr, params.data(), nullptr,
+                            nullptr, 0));
+      if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) return failure_from(w.conn, r.get());
+    }
+    return out;
+  };
+
+  for (;;) {
+    if (stop_deadline_passed() || !ensure_connected(w)) {
+      shut_all();
+      return;
+    }
+    dead.clear();
+    abort_reason = CopyOutcome{};
+    bool dead_letter_failed = false;
+    CopyOutcome step;
+    step.committed = true;
+    if (mode != ConflictMode::error) prepare_stage(step);
+    if (step.committed) step = run_command(w.conn, "BEGIN");
+    bool ok = step.committed;
+    if (!ok) abort_reason = step;
+    if (ok) ok = bisect(0, spans.size(), spans.size() == 1 ? &outcome : nullptr, spans.size() > 1);
+    if (ok) {
+      step = insert_dead_letters();
+      if (!step.committed) {
+        ok = false;
+        abort_reason = step;
+        dead_letter_failed = w.ok() && step.answered;
+      }
+    }
+    if (ok) {
+      step = run_command(w.conn, "COMMIT");
+      if (!step.committed) {
+        ok = false;
+        abort_reason = step;
+      }
+    }
+    if (ok) break;
+    rollback(w.conn);
+    if (dead_letter_failed) {
+      // Never drop: the batch (good rows included, they were rolled back) is retried later.
+      stats_.dead_letter_failures.fetch_add(1, std::memory_order_relaxed);
+      log_failure(blocks.size(), batch.rows, "cannot store rejected rows of", abort_reason.message + " (retrying)");
+      CopyOutcome as_transient = abort_reason;
+      as_transient.answered = true;
+      pause_before_retry(as_transient);
+      continue;
+    }
+    if (abort_reason.kind == CopyFailureKind::connection) {
+      pause_before_retry(abort_reason);
+      continue;
+    }
+    fail_all(abort_reason.message);
+    return;
+  }
+  w.transient_failures = 0;
+
+  // 3. Acks: a block with dead-lettered rows is `failed` with its good rows counted.
+  std::vector<uint32_t> dead_in_block(blocks.size(), 0);
+  std::vector<const DeadRow*> first_dead(blocks.size(), nullptr);
+  for (const DeadRow& d : dead) {
+    const uint32_t b = spans[d.span].block;
+    if (dead_in_block[b]++ == 0) first_dead[b] = &d;
+  }
+  uint64_t good_rows = 0, bytes = 0;
+  for (const auto& b : blocks) bytes += b->data.size();
+  for (size_t i = 0; i < blocks.size(); ++i) good_rows += blocks[i]->rows - dead_in_block[i];
+  note_commit(good_rows, bytes);
+  uint64_t failed_blocks = 0;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const uint32_t n = dead_in_block[i];
+    if (n == 0) {
+      if (blocks[i]->ack) blocks[i]->ack->complete(AckOutcome::committed, blocks[i]->rows);
+      continue;
+    }
+    ++failed_blocks;
+    if (blocks[i]->ack) {
+      blocks[i]->ack->complete(AckOutcome::dead_lettered, blocks[i]->rows - n,
+                               std::to_string(n) + " row(s) refused by the database and stored in " +
+                                   options_.dead_letter_table + ": " + first_dead[i]->sqlstate + ": " +
+                                   first_dead[i]->message);
+    }
+  }
+  stats_.failed_rows[table_id].fetch_add(dead.size(), std::memory_order_relaxed);
+  stats_.failed_blocks[table_id].fetch_add(failed_blocks, std::memory_order_relaxed);
+  stats_.dead_letter_rows[table_id].fetch_add(dead.size(), std::memory_order_relaxed);
+  if (!dead.empty()) {
+    log_failure(failed_blocks, dead.size(), "rows refused and dead-lettered for",
+                dead.front().sqlstate + ": " + dead.front().message);
   }
 }
 

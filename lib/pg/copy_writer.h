@@ -8,11 +8,22 @@
 //                                                     │  autocommit: one transaction per COPY
 //                                                     ▼
 //     committed ──► Ack::complete(committed, rows) for every block
-//     connection lost (08xxx, 57P01-57P03, 53300, no result) ──► reconnect with capped jittered
-//         backoff, retry the same batch (never dropped, never failed for this)
-//     row-level (22xxx data, 23xxx integrity) ──► retry block by block: good blocks commit, a
-//         failing block's ack gets `failed` with "SQLSTATE: message"
+//     retry-the-batch (08xxx, 57P01-57P03, 40001, 40P01, 53xxx, 55P03, 57014, no result) ──►
+//         reconnect with capped jittered backoff, retry the same batch (never dropped)
+//     row-level (22xxx data, 23xxx integrity) ──► bad-row isolation, in ONE transaction:
+//         BEGIN · bisect the batch's tuples (SAVEPOINT · COPY half · RELEASE | ROLLBACK TO, recurse
+//         into a failing half down to single rows) · INSERT the rejected rows into
+//         sluice_dead_letter (row decoded to JSON, SQLSTATE, message) · COMMIT.
+//         Good rows and dead letters commit together or not at all; a failed dead-letter insert
+//         retries the whole batch later. COPYs: about 2 · bad rows · log2(rows).
+//         A block with dead-lettered rows is acked `failed` ("N row(s) refused by the database and
+//         stored in sluice_dead_letter: SQLSTATE: message") with rows_committed = its good rows.
 //     anything else (42xxx schema, ...) ──► every block's ack gets `failed`
+//   Tables with a conflict rule (ignore | update) go through a per-connection temporary staging
+//   table instead: BEGIN · COPY sluice_stage_<id> · INSERT INTO <table> SELECT ... FROM the stage
+//   ON CONFLICT (key) DO NOTHING | DO UPDATE SET <non-key> = EXCLUDED.<non-key> · DELETE the stage ·
+//   COMMIT. The key is the table's primary key, else its first unique index (read from pg_index
+//   once per connection).
 //
 // stop() accepts no more batches, lets the writers finish the queue, and joins them. While the
 // database stays unreachable during stop, writers keep retrying for up to stop_timeout, then
@@ -40,6 +51,13 @@
 
 namespace sluice::pg {
 
+// What a duplicate key does (config: tables[].conflict). error: direct COPY, a duplicate is a
+// rejected row (dead letter); ignore: ON CONFLICT DO NOTHING; update: ON CONFLICT DO UPDATE of the
+// non-key columns (the last of several rows with one key in a batch wins).
+enum class ConflictMode : uint8_t { error, ignore, update };
+// "error" | "ignore" | "update"; false for anything else (out untouched).
+bool parse_conflict_mode(std::string_view text, ConflictMode& out);
+
 struct WriterOptions {
   std::string url;                                   // libpq URL or conninfo
   int connections = 2;                               // writer threads, one connection each
@@ -50,6 +68,8 @@ struct WriterOptions {
   std::chrono::seconds connect_timeout{5};           // libpq connect_timeout (the URL may override)
   std::string application_name = "sluiced-writer";
   uint32_t merge_max_rows = 100000;                  // queued batches of one table are merged up to this
+  std::vector<ConflictMode> conflict;                // per table id; missing entries are `error`
+  std::string dead_letter_table = "sluice_dead_letter";  // created by sql/006_dead_letter.sql
   // Called on the writer thread after each commit with the table and the committed rows' time
   // range (PostgreSQL epoch microseconds; INT64_MAX/INT64_MIN when the table has no time column).
   // Must be cheap and must not block (the policy manager only records the range).
@@ -95,7 +115,11 @@ struct WriterStats {
     }
   }
 
-  std::atomic<uint64_t> split_batches{0};       // batches retried block by block after a row-level error
+  std::vector<std::atomic<uint64_t>> dead_letter_rows;  // rows stored in sluice_dead_letter (also in failed_rows)
+
+  std::atomic<uint64_t> split_batches{0};       // batches that went through bad-row isolation
+  std::atomic<uint64_t> isolation_copies{0};    // COPYs (or stage merges) run by the isolation
+  std::atomic<uint64_t> dead_letter_failures{0};  // dead-letter inserts that failed (batch retried)
   std::atomic<uint64_t> retried_batches{0};     // COPY attempts repeated after a connection failure
   std::atomic<uint64_t> shutdown_blocks{0};     // blocks acked `shutdown` by stop()
   std::atomic<uint64_t> connection_losses{0};   // live connections that broke
@@ -165,6 +189,9 @@ inline constexpr char kCopyBinaryHeader[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n
 inline constexpr char kCopyBinaryTrailer[2] = {'\377', '\377'};
 
 // How the writer reacts to a failed COPY, from its SQLSTATE.
+// connection: reconnect/back off and retry the batch (also transient server states: serialization
+// failure, deadlock, insufficient resources, lock not available, query canceled); row_level:
+// isolate the bad rows; other: fail the batch.
 enum class CopyFailureKind : uint8_t { connection, row_level, other };
 CopyFailureKind classify_sqlstate(std::string_view sqlstate);
 

@@ -1,5 +1,7 @@
 #include "policy/policy_manager.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -324,6 +326,7 @@ void PolicyManager::run_scheduled_refreshes(pg::Connection& conn, int64_t now_pg
 }
 
 void PolicyManager::thread_main() {
+  pthread_setname_np(pthread_self(), "sluice-policy");
   using namespace std::chrono_literals;
   std::unique_ptr<pg::Connection> conn;
   auto next_reconcile = std::chrono::steady_clock::now();

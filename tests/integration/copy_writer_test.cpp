@@ -1,6 +1,7 @@
 // Integration tests of pg/copy_writer.h (WriterPool) against a real PostgreSQL 15
 // (tests/support/pg_server.h): rows encoded by RowEncoder go in with binary COPY and every ack
-// reports what happened; a CHECK violation commits the good blocks and fails only the bad one; a
+// reports what happened; a CHECK violation is isolated down to its row (dead letter) and the rest
+// commits; a
 // schema error fails the batch; a server restart mid-stream loses nothing; stop() against a dead
 // server gives up after stop_timeout with `shutdown` acks.
 #include <gtest/gtest.h>
@@ -8,6 +9,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -87,6 +90,13 @@ class AckLog {
   std::vector<AckResult> results_;
   std::vector<int> calls_;
 };
+
+std::string read_migration(const std::string& name) {
+  std::ifstream in(std::string(SLUICE_SOURCE_DIR) + "/sql/" + name);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 std::string uuid_for(int64_t seq) {
   char buf[40];
@@ -229,7 +239,8 @@ TEST_F(CopyWriterTest, CommitsEveryRowAndAcksEachBlock) {
   }())));  // closed after stop()
 }
 
-TEST_F(CopyWriterTest, RowLevelErrorCommitsGoodBlocksAndFailsTheBadOne) {
+TEST_F(CopyWriterTest, RowLevelErrorIsolatesTheBadRowAndCommitsTheRest) {
+  shared_pg_server().psql(db_, read_migration("006_dead_letter.sql"));
   AckLog acks;
   pg::WriterPool pool(catalog_, options(1));
   pool.start();
@@ -247,29 +258,57 @@ TEST_F(CopyWriterTest, RowLevelErrorCommitsGoodBlocksAndFailsTheBadOne) {
   EXPECT_EQ(acks.result(0).outcome, AckOutcome::committed);
   EXPECT_EQ(acks.result(0).rows_committed, 30u);
   const AckResult bad = acks.result(1);
-  EXPECT_EQ(bad.outcome, AckOutcome::failed);
-  EXPECT_EQ(bad.rows_committed, 0u);
-  EXPECT_NE(bad.message.find("23514"), std::string::npos) << bad.message;
+  EXPECT_EQ(bad.outcome, AckOutcome::dead_lettered);
+  EXPECT_EQ(bad.rows_committed, 29u);  // the block's good rows are stored
+  EXPECT_EQ(bad.message.rfind("1 row(s) refused by the database and stored in sluice_dead_letter: 23514: ", 0), 0u)
+      << bad.message;
   EXPECT_NE(bad.message.find("value_non_negative"), std::string::npos) << bad.message;
-  EXPECT_NE(bad.message.find("line 16"), std::string::npos) << bad.message;  // seq 45 is row 16
   EXPECT_EQ(acks.result(2).outcome, AckOutcome::committed);
   EXPECT_EQ(acks.result(3).outcome, AckOutcome::committed);
   EXPECT_EQ(acks.result(3).rows_committed, 10u);
 
-  EXPECT_EQ(sql("SELECT count(*), min(seq), max(seq), count(*) FILTER (WHERE seq BETWEEN 30 AND 59) FROM readings"),
-            "70|0|99|0");
+  EXPECT_EQ(sql("SELECT count(*), min(seq), max(seq), count(*) FILTER (WHERE seq = 45) FROM readings"), "99|0|99|0");
+  EXPECT_EQ(sql("SELECT table_name, sqlstate, row_data->>'seq', row_data->>'value', row_data->>'time', "
+                "row_data->>'note' IS NULL FROM sluice_dead_letter"),
+            "readings|23514|45|-1|2024-03-01T00:00:45Z|t");
   const auto& s = pool.stats();
   EXPECT_EQ(s.split_batches.load(), 1u);
-  EXPECT_EQ(s.failures("23"), 2u);  // the whole batch, then the bad block alone
+  // 100 rows, bad row 45: halves [0,50) fails, [0,25) [25,37) [37,43) pass, [43,46) fails, [43,44)
+  // [44,45) pass, [45,46) fails (dead letter), [46,50) [50,100) pass.
+  EXPECT_EQ(s.isolation_copies.load(), 10u);
+  EXPECT_EQ(s.failures("23"), 4u);  // the whole batch + three failing pieces
   EXPECT_EQ(s.failed_blocks[0].load(), 1u);
-  EXPECT_EQ(s.failed_rows[0].load(), 30u);
-  EXPECT_EQ(s.committed_rows[0].load(), 70u);
-  EXPECT_EQ(s.committed_batches[0].load(), 4u);  // the four good blocks, one COPY each
+  EXPECT_EQ(s.failed_rows[0].load(), 1u);
+  EXPECT_EQ(s.dead_letter_rows[0].load(), 1u);
+  EXPECT_EQ(s.committed_rows[0].load(), 99u);
+  EXPECT_EQ(s.committed_batches[0].load(), 1u);  // one transaction
   std::vector<std::string> classes;
   s.for_each_failure_class([&](std::string_view cls, uint64_t n) {
     classes.push_back(std::string(cls) + "=" + std::to_string(n));
   });
-  EXPECT_EQ(classes, (std::vector<std::string>{"23=2"}));
+  EXPECT_EQ(classes, (std::vector<std::string>{"23=4"}));
+}
+
+TEST_F(CopyWriterTest, MissingDeadLetterTableRetriesInsteadOfDropping) {
+  AckLog acks;
+  pg::WriterOptions o = options(1);
+  o.stop_timeout = 300ms;
+  pg::WriterPool pool(catalog_, o);
+  pool.start();
+  std::vector<BlockPtr> blocks;
+  blocks.push_back(encode(0, 10, acks.make(), false, /*bad_seq=*/3));
+  ASSERT_TRUE(pool.push(batch_of(std::move(blocks))));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(acks.calls(0), 0);  // still retrying: no sluice_dead_letter yet
+  EXPECT_GE(pool.stats().dead_letter_failures.load(), 1u);
+  EXPECT_EQ(sql("SELECT count(*) FROM readings"), "0");  // the good rows were rolled back with it
+  shared_pg_server().psql(db_, read_migration("006_dead_letter.sql"));
+  ASSERT_TRUE(acks.wait_all());
+  pool.stop();
+  EXPECT_EQ(acks.result(0).outcome, AckOutcome::dead_lettered);
+  EXPECT_EQ(acks.result(0).rows_committed, 9u);
+  EXPECT_EQ(sql("SELECT count(*) FROM readings"), "9");
+  EXPECT_EQ(sql("SELECT count(*), min(row_data->>'seq') FROM sluice_dead_letter"), "1|3");
 }
 
 TEST_F(CopyWriterTest, SchemaErrorFailsEveryBlockWithTheMessage) {
@@ -383,17 +422,41 @@ TEST_F(CopyWriterTest, StopGivesUpOnUnreachableDatabaseWithShutdownAcks) {
 
 TEST(CopyWriterClassify, SqlstateClasses) {
   using pg::CopyFailureKind;
-  EXPECT_EQ(pg::classify_sqlstate("08006"), CopyFailureKind::connection);
-  EXPECT_EQ(pg::classify_sqlstate("08P01"), CopyFailureKind::connection);
-  EXPECT_EQ(pg::classify_sqlstate("57P01"), CopyFailureKind::connection);
-  EXPECT_EQ(pg::classify_sqlstate("57P03"), CopyFailureKind::connection);
-  EXPECT_EQ(pg::classify_sqlstate("53300"), CopyFailureKind::connection);
-  EXPECT_EQ(pg::classify_sqlstate("22P02"), CopyFailureKind::row_level);
-  EXPECT_EQ(pg::classify_sqlstate("23505"), CopyFailureKind::row_level);
-  EXPECT_EQ(pg::classify_sqlstate("42703"), CopyFailureKind::other);
-  EXPECT_EQ(pg::classify_sqlstate("57014"), CopyFailureKind::other);
-  EXPECT_EQ(pg::classify_sqlstate("53100"), CopyFailureKind::other);
-  EXPECT_EQ(pg::classify_sqlstate(""), CopyFailureKind::connection);
+  const std::vector<std::pair<const char*, CopyFailureKind>> table = {
+      {"08006", CopyFailureKind::connection}, {"08P01", CopyFailureKind::connection},
+      {"08001", CopyFailureKind::connection}, {"57P01", CopyFailureKind::connection},
+      {"57P02", CopyFailureKind::connection}, {"57P03", CopyFailureKind::connection},
+      {"57014", CopyFailureKind::connection},  // query canceled: retried
+      {"40001", CopyFailureKind::connection},  // serialization failure
+      {"40P01", CopyFailureKind::connection},  // deadlock
+      {"53000", CopyFailureKind::connection}, {"53100", CopyFailureKind::connection},  // disk full
+      {"53200", CopyFailureKind::connection},  // out of memory
+      {"53300", CopyFailureKind::connection},  // too many connections
+      {"55P03", CopyFailureKind::connection},  // lock not available
+      {"22P02", CopyFailureKind::row_level}, {"22003", CopyFailureKind::row_level},
+      {"22001", CopyFailureKind::row_level}, {"23505", CopyFailureKind::row_level},
+      {"23503", CopyFailureKind::row_level}, {"23514", CopyFailureKind::row_level},
+      {"23502", CopyFailureKind::row_level},
+      {"42703", CopyFailureKind::other}, {"42P01", CopyFailureKind::other},
+      {"40002", CopyFailureKind::other}, {"55000", CopyFailureKind::other},
+      {"57000", CopyFailureKind::other}, {"XX000", CopyFailureKind::other},
+      {"", CopyFailureKind::connection}, {"08", CopyFailureKind::connection},
+  };
+  for (const auto& [state, kind] : table) {
+    EXPECT_EQ(pg::classify_sqlstate(state), kind) << state;
+  }
+}
+
+TEST(CopyWriterClassify, ConflictModes) {
+  pg::ConflictMode m = pg::ConflictMode::update;
+  EXPECT_TRUE(pg::parse_conflict_mode("error", m));
+  EXPECT_EQ(m, pg::ConflictMode::error);
+  EXPECT_TRUE(pg::parse_conflict_mode("ignore", m));
+  EXPECT_EQ(m, pg::ConflictMode::ignore);
+  EXPECT_TRUE(pg::parse_conflict_mode("update", m));
+  EXPECT_EQ(m, pg::ConflictMode::update);
+  EXPECT_FALSE(pg::parse_conflict_mode("upsert", m));
+  EXPECT_EQ(m, pg::ConflictMode::update);
 }
 
 }  // namespace

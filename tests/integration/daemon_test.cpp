@@ -239,6 +239,34 @@ TEST(Daemon, MetricsAfterAKnownWorkload) {
   EXPECT_EQ(d.stop(SIGTERM), 0);
 }
 
+// A row the database refuses (foreign key) is isolated: the other rows of the request are stored,
+// the refused one is in sluice_dead_letter with its SQLSTATE, and the answer says so.
+TEST(Daemon, RowsTheDatabaseRefusesAreDeadLetteredAndTheOthersStored) {
+  const std::string url = fresh_database("daemon_dead_letter", 1);
+  Ports p;
+  DaemonProcess d;
+  d.start(config_json(p), url, p.admin);
+  HttpClient c("127.0.0.1", p.http);
+  const auto r = c.post("/v1/write/sensor_readings",
+                        R"([{"timestamp":"2025-03-01T00:00:00Z","sensor_id":"sensor-0","value":1},
+                            {"timestamp":"2025-03-01T00:00:01Z","sensor_id":"not-registered","value":2},
+                            {"timestamp":"2025-03-01T00:00:02Z","sensor_id":"sensor-0","value":3}])");
+  EXPECT_EQ(r.status, 400) << r.body;  // the sender's data: not a fault to retry
+  EXPECT_NE(r.body.find("\"accepted\":2,\"rejected\":1"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("sluice_dead_letter"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("23503"), std::string::npos) << r.body;
+  EXPECT_EQ(count_rows(url), 2);
+  pg::Connection conn(url);
+  auto dl = conn.query("SELECT table_name, sqlstate, row_data->>'sensor_id', row_data->>'value' FROM sluice_dead_letter");
+  ASSERT_EQ(PQntuples(dl.get()), 1);
+  EXPECT_STREQ(PQgetvalue(dl.get(), 0, 1), "23503");
+  EXPECT_STREQ(PQgetvalue(dl.get(), 0, 2), "not-registered");
+  EXPECT_STREQ(PQgetvalue(dl.get(), 0, 3), "2");
+  const std::string m = test::http_get(p.admin, "/metrics").body;
+  EXPECT_NE(m.find("sluice_dead_letter_rows_total{table=\"sensor_readings\"} 1"), std::string::npos) << m;
+  EXPECT_EQ(d.stop(SIGTERM), 0);
+}
+
 // Senders post continuously; SIGTERM arrives mid-load. Every request answered 200 must be in the
 // table after sluiced exits 0, and nothing must be stored twice.
 void sigterm_under_load(const std::string& db_name, const std::string& ack_mode) {

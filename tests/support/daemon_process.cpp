@@ -39,7 +39,7 @@ std::string DaemonProcess::log() const {
 }
 
 void DaemonProcess::start(const std::string& config_json, const std::string& database_url, int admin_port,
-                          int timeout_s, bool wait_for_ready) {
+                          int timeout_s, bool wait_for_ready, const std::map<std::string, std::string>& extra_env) {
   if (dir_.empty()) {
     char tmpl[] = "/tmp/sluiced-test-XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
@@ -56,6 +56,9 @@ void DaemonProcess::start(const std::string& config_json, const std::string& dat
     ::dup2(::fileno(log), 1);
     ::dup2(::fileno(log), 2);
     ::setenv("SLUICE_DATABASE_URL", database_url.c_str(), 1);
+    for (const auto& [name, value] : extra_env) {
+      ::setenv(name.c_str(), value == "{pid}" ? std::to_string(::getpid()).c_str() : value.c_str(), 1);
+    }
     ::execl(binary.c_str(), binary.c_str(), "--config", config_path.c_str(), static_cast<char*>(nullptr));
     std::perror("exec sluiced");
     ::_exit(127);

@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 
 namespace sluice::test {
@@ -19,8 +20,10 @@ class DaemonProcess {
   // config_json: the whole config text. Throws std::runtime_error (with the log tail) when the
   // daemon exits or is not ready within timeout_s.
   // With wait_for_ready=false it waits only for /healthz (the database may still be unreachable).
+  // extra_env: more environment variables for the child (e.g. NOTIFY_SOCKET); the value "{pid}"
+  // stands for the child's own pid (WATCHDOG_PID).
   void start(const std::string& config_json, const std::string& database_url, int admin_port, int timeout_s = 30,
-             bool wait_for_ready = true);
+             bool wait_for_ready = true, const std::map<std::string, std::string>& extra_env = {});
   // Sends `sig` and waits up to timeout_s; returns the exit code (128+signal when killed by one).
   int stop(int sig = 15, int timeout_s = 60);
   bool running() const { return pid_ > 0; }

@@ -38,6 +38,10 @@ struct HttpServer::State {
   std::atomic<std::uint64_t> limits_generation{1};
   mutable std::mutex limits_mutex;
   HttpLimits limits;  // guarded by limits_mutex
+  // InfluxDB compatibility (set before start(), read-only afterwards).
+  bool line_protocol = false;
+  std::string ping_headers;  // "X-Influxdb-Version: …\r\nX-Influxdb-Build: OSS\r\n"
+  std::string health_body;   // GET /health
 };
 
 namespace {
@@ -50,6 +54,10 @@ constexpr auto kRejectTimeout = std::chrono::milliseconds(500);
 constexpr auto kAcceptRetry = std::chrono::milliseconds(50);
 constexpr std::string_view kWritePath = "/v1/write";
 constexpr std::string_view kHealthPath = "/v1/health";
+constexpr std::string_view kInfluxV1WritePath = "/write";
+constexpr std::string_view kInfluxV2WritePath = "/api/v2/write";
+constexpr std::string_view kPingPath = "/ping";
+constexpr std::string_view kInfluxHealthPath = "/health";
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 constexpr std::string_view kRejectResponse =
     "HTTP/1.1 503 Service Unavailable\r\n"
@@ -75,10 +83,10 @@ class Session;
 
 // One per IO thread: the acceptor on that thread's io_context and the sessions it created.
 struct Listener : std::enable_shared_from_this<Listener> {
-  Listener(net::io_context& io_context, WriteHandler* write_handler,
+  Listener(net::io_context& io_context, WriteHandler* write_handler, WriteHandler* line_write_handler,
            std::shared_ptr<HttpServer::State> shared)
       : io(io_context), acceptor(io_context), retry_timer(io_context), handler(write_handler),
-        state(std::move(shared)) {}
+        line_handler(line_write_handler), state(std::move(shared)) {}
 
   void do_accept();
   void on_accept(beast::error_code ec, tcp::socket socket);
@@ -88,6 +96,7 @@ struct Listener : std::enable_shared_from_this<Listener> {
   tcp::acceptor acceptor;
   net::steady_timer retry_timer;
   WriteHandler* handler;
+  WriteHandler* line_handler;  // null: no InfluxDB endpoints
   std::shared_ptr<HttpServer::State> state;
   Session* sessions = nullptr;  // intrusive list of live sessions; touched on this thread only
   bool stopped = false;
@@ -281,6 +290,39 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       return;
     }
+    if (state_.line_protocol && listener_->line_handler) {
+      if (path == kPingPath) {
+        if (request.method() != http::verb::get && request.method() != http::verb::head) {
+          early_respond(405, json_error("method not allowed"), "Allow: GET, HEAD\r\n");
+        } else {
+          early_respond(204, std::string(), state_.ping_headers);
+        }
+        return;
+      }
+      if (path == kInfluxHealthPath) {
+        if (request.method() != http::verb::get) {
+          early_respond(405, json_error("method not allowed"), "Allow: GET\r\n");
+        } else {
+          early_respond(200, state_.health_body);
+        }
+        return;
+      }
+      if (path == kInfluxV1WritePath || path == kInfluxV2WritePath) {
+        if (request.method() != http::verb::post) {
+          early_respond(405, json_error("method not allowed"), "Allow: POST\r\n");
+          return;
+        }
+        api_ = path == kInfluxV1WritePath ? WriteApi::influx_v1 : WriteApi::influx_v2;
+        table_.clear();
+        query_param(query, "precision", precision_);
+        query_param(query, "db", db_);
+        query_param(query, "rp", rp_);
+        query_param(query, "org", org_);
+        query_param(query, "bucket", bucket_);
+        start_body();
+        return;
+      }
+    }
     if (path == kWritePath ||
         (path.size() > kWritePath.size() && path.starts_with(kWritePath) &&
          path[kWritePath.size()] == '/')) {
@@ -300,6 +342,17 @@ class Session : public std::enable_shared_from_this<Session> {
         return;
       }
       query_param(query, "precision", precision_);  // absent or malformed: empty
+      api_ = WriteApi::json;
+      start_body();
+      return;
+    }
+    early_respond(404, json_error("not found"));
+  }
+
+  // A write request was routed: checks its Content-Encoding, then reads the body and dispatches.
+  void start_body() {
+    auto& request = parser_->get();
+    {
       auto content_encoding = request[http::field::content_encoding];
       encoding_ = classify_content_encoding(content_encoding);
       if (encoding_ == ContentEncoding::unsupported) {
@@ -321,9 +374,7 @@ class Session : public std::enable_shared_from_this<Session> {
       } else {
         read_body();
       }
-      return;
     }
-    early_respond(404, json_error("not found"));
   }
 
   // Answers a request the router rejected before its body was read. A small declared body is read
@@ -341,7 +392,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     pending_status_ = status;
     pending_body_ = std::move(body);
-    pending_headers_ = extra_headers;  // always a string literal
+    pending_headers_ = extra_headers;  // a string literal or owned by State (outlives sessions)
     phase_ = Phase::body;
     stream_.expires_after(limits_.body_timeout);
     http::async_read(stream_, buffer_, *parser_,
@@ -393,17 +444,25 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& request = parser_->get();
     WriteRequest write;
     write.target = request.target();
+    write.api = api_;
     write.table = table_;
     write.content_type = request[http::field::content_type];
     write.precision = precision_;
     write.ack_mode = request["X-Sluice-Ack"];
     write.client = client_;
+    if (api_ != WriteApi::json) {
+      write.db = db_;
+      write.rp = rp_;
+      write.org = org_;
+      write.bucket = bucket_;
+    }
     write.body = payload;
 
     phase_ = Phase::handling;
     const std::uint64_t generation = ++generation_;
     try {
-      listener_->handler->handle(write, [self = shared_from_this(), generation](WriteResponse r) {
+      WriteHandler* handler = api_ == WriteApi::json ? listener_->handler : listener_->line_handler;
+      handler->handle(write, [self = shared_from_this(), generation](WriteResponse r) {
         self->on_done(generation, std::move(r));
       });
     } catch (...) {
@@ -441,9 +500,14 @@ class Session : public std::enable_shared_from_this<Session> {
     append_number(head_, status);
     head_ += ' ';
     head_ += http::obsolete_reason(http::int_to_status(status));
-    head_ += "\r\nServer: sluice\r\nContent-Type: application/json\r\nContent-Length: ";
-    append_number(head_, body.size());
-    head_ += "\r\n";
+    head_ += "\r\nServer: sluice\r\n";
+    if (status != 204) {  // 204 No Content carries neither (RFC 9110 8.6)
+      head_ += "Content-Type: application/json\r\nContent-Length: ";
+      append_number(head_, body.size());
+      head_ += "\r\n";
+    } else {
+      body.clear();
+    }
     if (retry_after_s > 0) {
       head_ += "Retry-After: ";
       append_number(head_, retry_after_s);
@@ -542,8 +606,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string body_;
   std::string inflated_;
   BodyInflater inflater_;
+  WriteApi api_ = WriteApi::json;
   std::string table_;
   std::string precision_;
+  std::string db_, rp_, org_, bucket_;
   std::string client_;
   std::string head_;
   std::string response_body_;
@@ -604,6 +670,19 @@ HttpServer::HttpServer(std::vector<net::io_context*> io_contexts, std::string li
   set_limits(limits);
 }
 
+void HttpServer::enable_line_protocol(std::vector<WriteHandler*> line_handlers, std::string version) {
+  if (line_handlers.size() != io_contexts_.size()) {
+    throw std::invalid_argument("HttpServer: need one line protocol handler per io_context (got " +
+                                std::to_string(line_handlers.size()) + " for " +
+                                std::to_string(io_contexts_.size()) + " io_contexts)");
+  }
+  line_handlers_ = std::move(line_handlers);
+  state_->line_protocol = true;
+  state_->ping_headers = "X-Influxdb-Version: " + version + "\r\nX-Influxdb-Build: OSS\r\n";
+  state_->health_body = "{\"name\":\"sluice\",\"message\":\"ready for queries and writes\",\"status\":\"pass\","
+                        "\"checks\":[],\"version\":\"" + version + "\"}";
+}
+
 HttpServer::~HttpServer() {
   if (!listeners_.empty()) stop_accepting();
 }
@@ -626,7 +705,8 @@ void HttpServer::start() {
   }
   std::vector<std::shared_ptr<Listener>> created;
   for (std::size_t i = 0; i < io_contexts_.size(); ++i) {
-    auto listener = std::make_shared<Listener>(*io_contexts_[i], handlers_[i], state_);
+    auto listener = std::make_shared<Listener>(
+        *io_contexts_[i], handlers_[i], line_handlers_.empty() ? nullptr : line_handlers_[i], state_);
     auto& acceptor = listener->acceptor;
     beast::error_code ec;
     auto fail = [&](const char* what) {

@@ -5,6 +5,8 @@
 //   session: wait for bytes (idle_timeout; header_timeout for a new connection)
 //        ─► read header (header_timeout, header_limit; Content-Length > max_body_bytes → 413)
 //        ─► route: POST /v1/write/{table} | GET /v1/health | 404 | 405 | 415
+//                  with enable_line_protocol(): POST /write (InfluxDB 1.x), POST /api/v2/write (2.x)
+//                  → line_handlers[i]; GET|HEAD /ping → 204; GET /health → 200 (InfluxDB 2.x style)
 //        ─► read body (body_timeout, body_limit) ─► gunzip/inflate (bounded) ─► handlers[i]->handle()
 //        ─► done(WriteResponse) on the same thread ─► write response ─► next request (keep-alive)
 //
@@ -67,6 +69,11 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
+  // Call before start(): routes the InfluxDB endpoints (/write, /api/v2/write) to line_handlers[i]
+  // (one per io_context) and answers /ping and /health as InfluxDB does, reporting `version`.
+  // Without it those paths answer 404.
+  void enable_line_protocol(std::vector<WriteHandler*> line_handlers, std::string version);
+
   // Binds one SO_REUSEPORT acceptor per io_context and starts accepting once they run.
   // Throws std::runtime_error naming the address if it cannot bind/listen.
   void start();
@@ -88,6 +95,7 @@ class HttpServer {
  private:
   std::vector<boost::asio::io_context*> io_contexts_;
   std::vector<WriteHandler*> handlers_;
+  std::vector<WriteHandler*> line_handlers_;  // empty: no InfluxDB endpoints
   std::string listen_address_;
   unsigned short port_ = 0;
   std::shared_ptr<State> state_;

@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 
@@ -74,7 +75,7 @@ TEST_F(ConfigTest, EveryProblemIsReportedAtOnceWithItsPath) {
       "http.bogus: unknown setting",
       "http.listen: \"8080\" is not host:port",
       "http.default_precision: \"h\" is not one of s, ms, us, ns",
-      "udp[0].format: \"csv\" is not supported (supported: ndjson)",
+      "udp[0].format: \"csv\" is not supported (supported: ndjson, line)",
       "udp[1].listen: required",
       "log.level: \"loud\" is not one of trace, debug, info, warn, error, critical, off",
       "tables[1].name: table \"t\" is listed twice",
@@ -116,6 +117,47 @@ TEST_F(ConfigTest, ShippedConfigsAreValid) {
     const std::string path = std::string(SLUICE_SOURCE_DIR) + "/" + f;
     EXPECT_NO_THROW(load_config(path)) << path;
   }
+}
+
+TEST_F(ConfigTest, MeasurementsAndUdpLineListeners) {
+  const Config c = parse_config(R"({"database": {"url": "postgresql://u@h/db"}, "tables": [{"name": "t"}],
+    "udp": [{"listen": "127.0.0.1:8094", "format": "line"}],
+    "measurements": [{"measurement": "m", "table": "t", "tags": {"host": "h"}, "fields": {"v": "value"},
+                      "extra_json_column": "x", "unmapped": "ignore", "measurement_column": "mc"},
+                     {"measurement": "t"}]})",
+                                "test.json");
+  ASSERT_EQ(c.measurements.size(), 2u);
+  EXPECT_EQ(c.measurements[0].table, "t");
+  ASSERT_EQ(c.measurements[0].tags.size(), 1u);
+  EXPECT_EQ(c.measurements[0].tags[0], (std::pair<std::string, std::string>{"host", "h"}));
+  EXPECT_EQ(c.measurements[0].fields[0], (std::pair<std::string, std::string>{"v", "value"}));
+  EXPECT_EQ(c.measurements[0].extra_json_column, "x");
+  EXPECT_EQ(c.measurements[0].unmapped, "ignore");
+  EXPECT_EQ(c.measurements[0].measurement_column, "mc");
+  EXPECT_EQ(c.measurements[1].unmapped, "reject");
+  ASSERT_EQ(c.udp.size(), 1u);
+  EXPECT_EQ(c.udp[0].format, "line");
+  EXPECT_EQ(c.udp[0].precision, "ns");  // line protocol default
+}
+
+TEST_F(ConfigTest, MeasurementProblemsAreAllListed) {
+  auto p = problems(R"({"database": {"url": "postgresql://u@h/db"}, "tables": [{"name": "t"}],
+    "udp": [{"listen": "127.0.0.1:1", "format": "line", "table": "t"}, {"listen": "127.0.0.1:2"}],
+    "measurements": [{"measurement": "m", "table": "nope", "unmapped": "drop", "tags": {"a": 1}},
+                     {"measurement": "m", "table": "t"}, {"measurement": "*"}, {"table": "t", "typo": 1}]})");
+  const std::vector<std::string> want = {
+      "udp[0].table: not used with format \"line\" (measurements map lines to tables)",
+      "udp[1].table: required (format ndjson)",
+      "measurements[0].tags.a: expected a column name",
+      "measurements[0].unmapped: \"drop\" is not one of reject, ignore",
+      "measurements[1].measurement: \"m\" is mapped twice (also measurements[0])",
+      "measurements[2].table: required for the catch-all measurement \"*\"",
+      "measurements[3].measurement: required",
+      "measurements[3].typo: unknown setting",
+      "measurements[0].table: table \"nope\" is not listed in tables",
+  };
+  for (const auto& w : want) EXPECT_NE(std::find(p.begin(), p.end(), w), p.end()) << w;
+  EXPECT_EQ(p.size(), want.size()) << ::testing::PrintToString(p);
 }
 
 TEST(SplitHostPort, AcceptsHostPortAndBracketedV6) {

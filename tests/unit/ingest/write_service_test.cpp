@@ -141,6 +141,16 @@ TEST_F(WriteServiceTest, DatabaseRefusalIs500AndShutdownIs503) {
   EXPECT_EQ(stopped.retry_after_s, 1u);
 }
 
+TEST_F(WriteServiceTest, RowsDeadLetteredByTheDatabaseAre400WithTheCommittedCount) {
+  auto r = send(R"([{"time": 1, "value": 1}, {"time": 2, "value": 2}])", "readings", "", "", [&] {
+    BlockPtr b = pop();
+    b->ack->complete(AckOutcome::dead_lettered, 1, "1 row(s) refused by the database and stored in sluice_dead_letter");
+  });
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_NE(r.body.find(R"("accepted":1,"rejected":1)"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("sluice_dead_letter"), std::string::npos) << r.body;
+}
+
 TEST_F(WriteServiceTest, CommitNotInTimeIs504) {
   BlockPtr kept;
   auto r = send(R"({"time": 1, "value": 1})", "readings", "", "", [&] { kept = pop(); });

@@ -1,0 +1,199 @@
+#include "ingest/influx_write_service.h"
+
+#include <memory>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "ingest/http_write_service.h"  // parse_ack_mode, json_escape
+
+namespace sluice {
+
+std::vector<MeasurementMapping> measurement_mappings(const std::vector<MeasurementConfig>& configs) {
+  std::vector<MeasurementMapping> out;
+  out.reserve(configs.size());
+  for (const auto& c : configs) {
+    MeasurementMapping m;
+    m.measurement = c.measurement;
+    m.table = c.table;
+    for (const auto& [from, to] : c.tags) m.tags.push_back({from, to});
+    for (const auto& [from, to] : c.fields) m.fields.push_back({from, to});
+    m.extra_json_column = c.extra_json_column;
+    m.unmapped = c.unmapped == "ignore" ? UnmappedPolicy::ignore : UnmappedPolicy::reject;
+    m.measurement_column = c.measurement_column;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+bool parse_influx_precision(WriteApi api, std::string_view text, EpochPrecision& out) {
+  if (text.empty() || text == "ns") out = EpochPrecision::ns;
+  else if (text == "us") out = EpochPrecision::us;
+  else if (text == "ms") out = EpochPrecision::ms;
+  else if (text == "s") out = EpochPrecision::s;
+  else if (api == WriteApi::influx_v1 && text == "n") out = EpochPrecision::ns;
+  else if (api == WriteApi::influx_v1 && text == "u") out = EpochPrecision::us;
+  else return false;
+  return true;
+}
+
+std::string influx_error_json(std::string_view code, std::string_view message) {
+  return "{\"code\":\"" + json_escape(code) + "\",\"message\":\"" + json_escape(message) + "\"}";
+}
+
+std::string influx_partial_write_json(const LineParseResult& result, uint64_t written) {
+  std::string out = "{\"code\":\"invalid\",\"message\":\"partial write: ";
+  out += std::to_string(written);
+  out += written == 1 ? " line written, " : " lines written, ";
+  out += std::to_string(result.rows_rejected);
+  out += result.rows_rejected == 1 ? " line rejected" : " lines rejected";
+  if (!result.errors.empty()) out += "; first: " + json_escape(result.errors.front().message);
+  out += "\"";
+  if (!result.errors.empty()) out += ",\"line\":" + std::to_string(result.errors.front().row);
+  out += ",\"errors\":[";
+  for (size_t i = 0; i < result.errors.size(); ++i) {
+    if (i) out += ',';
+    out += "{\"line\":" + std::to_string(result.errors[i].row) + ",\"message\":\"" +
+           json_escape(result.errors[i].message) + "\"";
+    if (!result.errors[i].column.empty()) out += ",\"column\":\"" + json_escape(result.errors[i].column) + "\"";
+    out += '}';
+  }
+  out += "]}";
+  return out;
+}
+
+namespace {
+
+WriteResponse influx_error(unsigned status, std::string_view code, std::string_view message,
+                           unsigned retry_after = 0) {
+  WriteResponse r;
+  r.status = status;
+  r.body = influx_error_json(code, message);
+  r.retry_after_s = retry_after;
+  return r;
+}
+
+// Shared between the ack callback (writer thread, posts back) and the timeout timer (IO thread):
+// whichever runs first on the IO thread answers; the other does nothing.
+struct PendingInfluxAnswer {
+  std::function<void(WriteResponse)> done;
+  boost::asio::steady_timer timer;
+  unsigned status = 204;
+  std::string body;  // the verdict when committed (empty for 204)
+  bool answered = false;
+
+  PendingInfluxAnswer(boost::asio::io_context& io, std::function<void(WriteResponse)> d)
+      : done(std::move(d)), timer(io) {}
+
+  void answer(WriteResponse r) {
+    if (answered) return;
+    answered = true;
+    timer.cancel();
+    done(std::move(r));
+  }
+};
+
+}  // namespace
+
+InfluxWriteService::InfluxWriteService(IngestContext& context, const HttpConfig& config)
+    : ctx_(context), max_rows_(config.max_rows_per_request), ack_timeout_(config.ack_timeout_ms) {}
+
+void InfluxWriteService::handle(const WriteRequest& request, std::function<void(WriteResponse)> done) {
+  if (ctx_.closing()) {
+    done(influx_error(503, "unavailable", "sluice is shutting down", 1));
+    return;
+  }
+  LineMapper* mapper = ctx_.line_mapper();
+  if (!mapper) {
+    done(influx_error(404, "not found", "line protocol is not configured (no measurements in the config)"));
+    return;
+  }
+  EpochPrecision precision = EpochPrecision::ns;
+  if (!parse_influx_precision(request.api, request.precision, precision)) {
+    const bool v1 = request.api == WriteApi::influx_v1;
+    std::string message = "invalid precision \"" + std::string(request.precision) + "\" (use " +
+                          (v1 ? "n, ns, u, us, ms or s" : "ns, us, ms or s") + ")";
+    if (v1 && (request.precision == "m" || request.precision == "h")) {
+      message = "precision \"" + std::string(request.precision) +
+                "\" (minutes/hours) is not supported by sluice; use n, ns, u, us, ms or s";
+    }
+    done(influx_error(400, "invalid", message));
+    return;
+  }
+  AckMode ack_mode;
+  if (!parse_ack_mode(request.ack_mode, ack_mode)) {
+    done(influx_error(400, "invalid",
+                      "invalid X-Sluice-Ack \"" + std::string(request.ack_mode) + "\" (use committed or accepted)"));
+    return;
+  }
+
+  const std::string& body = *request.body;
+  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  LineParseResult& result = ctx_.scratch_result();
+  mapper->parse(std::string_view(body.data(), body.size()), precision, now_ns, ctx_.encoders(), max_rows_,
+                result);
+
+  if (result.rows_accepted == 0 && result.rows_rejected == 0) {
+    ctx_.counters().http_bad_body.add();
+    done(influx_error(400, "invalid", "writing requires points"));
+    return;
+  }
+  if (!result.blocks.empty() && !ctx_.has_room_for(result.blocks.size())) {
+    ctx_.counters().http_ring_full.add();
+    result.blocks.clear();
+    done(influx_error(429, "too many requests", "ingest queue is full, retry later", 1));
+    return;
+  }
+  ctx_.count_lines(body.size(), result);
+
+  const unsigned verdict_status = result.rows_rejected == 0 ? 204 : 400;
+  std::string verdict_body =
+      result.rows_rejected == 0 ? std::string() : influx_partial_write_json(result, result.rows_accepted);
+  if (result.blocks.empty() || ack_mode == AckMode::accepted) {
+    ctx_.push_all(result.blocks);
+    WriteResponse r;
+    r.status = verdict_status;
+    r.body = std::move(verdict_body);
+    done(std::move(r));
+    return;
+  }
+
+  auto pending = std::make_shared<PendingInfluxAnswer>(ctx_.io(), std::move(done));
+  pending->status = verdict_status;
+  pending->body = std::move(verdict_body);
+  auto ack = Ack::make(static_cast<uint32_t>(result.blocks.size()), [pending, &io = ctx_.io()](const AckResult& a) {
+    // Runs on a writer thread: hand the verdict to the session's IO thread.
+    boost::asio::post(io, [pending, a]() {
+      WriteResponse r;
+      switch (a.outcome) {
+        case AckOutcome::committed:
+          r.status = pending->status;
+          r.body = pending->body;
+          break;
+        case AckOutcome::dead_lettered:
+          r = influx_error(400, "invalid", "the database refused lines: " + a.message);
+          break;
+        case AckOutcome::failed:
+          r = influx_error(500, "internal error", "the database refused rows: " + a.message);
+          break;
+        case AckOutcome::shutdown:
+          r = influx_error(503, "unavailable", "sluice stopped before the rows were committed: " + a.message, 1);
+          break;
+      }
+      pending->answer(std::move(r));
+    });
+  });
+  for (auto& b : result.blocks) b->ack = ack;
+  ctx_.push_all(result.blocks);
+
+  pending->timer.expires_after(ack_timeout_);
+  pending->timer.async_wait([pending](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled: answered already
+    pending->answer(influx_error(504, "unavailable",
+                                 "the lines were accepted but not committed in time; they may still be committed"));
+  });
+}
+
+}  // namespace sluice

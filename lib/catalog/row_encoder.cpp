@@ -517,6 +517,7 @@ void RowEncoder::begin_row() {
 
 bool RowEncoder::fail_raw(int column, std::string_view message) {
   error_column_ = column;
+  error_missing_ = false;
   error_.assign(message);
   return false;
 }
@@ -964,7 +965,11 @@ bool RowEncoder::end_row(std::vector<char>& out, uint64_t& mask, int64_t& min_ti
     const int32_t len = slots_[i].length;
     if (len == -2) {
       if (c.omit_bit >= 0) continue;
-      if (c.not_null) return fail_raw(static_cast<int>(i), "missing value for required column \"" + c.name + "\"");
+      if (c.not_null) {
+        fail_raw(static_cast<int>(i), "missing value for required column \"" + c.name + "\"");
+        error_missing_ = true;
+        return false;
+      }
     } else if (c.omit_bit >= 0) {
       present |= uint64_t{1} << c.omit_bit;
     }

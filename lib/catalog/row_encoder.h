@@ -79,6 +79,8 @@ class RowEncoder {
 
   // The failed column (-1 for a row-level problem) and a message that names the column.
   int error_column() const { return error_column_; }
+  // True when the last failure was a required column without a value (not a bad value).
+  bool error_is_missing() const { return error_missing_; }
   const std::string& error() const { return error_; }
 
  private:
@@ -106,6 +108,7 @@ class RowEncoder {
   int64_t row_time_ = 0;
   bool row_has_time_ = false;
   int error_column_ = -1;
+  bool error_missing_ = false;
   std::string error_;
   std::string digits_;  // decimal digits of the number being converted (numeric, integers, epochs)
 };

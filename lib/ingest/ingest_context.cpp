@@ -22,20 +22,15 @@ void IngestContext::count(uint32_t table_id, size_t body_bytes, const JsonParseR
   c.bytes_received.add(body_bytes);
   c.rows_received.add(r.rows_accepted + r.rows_rejected);
   c.rows_accepted.add(r.rows_accepted);
-  if (r.rows_rejected == 0) return;
-  // Attribute rejects to reasons from the kept errors; rows beyond the kept list count as invalid_value.
-  uint64_t attributed = 0;
-  for (const auto& e : r.errors) {
-    metrics::RejectReason reason = metrics::RejectReason::invalid_value;
-    if (e.message.rfind("unknown column", 0) == 0) reason = metrics::RejectReason::unknown_column;
-    else if (e.message.rfind("missing value", 0) == 0) reason = metrics::RejectReason::missing_column;
-    else if (e.message.rfind("too many rows", 0) == 0) reason = metrics::RejectReason::too_many_rows;
-    else if (e.message.rfind("row is not", 0) == 0) reason = metrics::RejectReason::malformed;
-    c.rows_rejected[static_cast<int>(reason)].add(1);
-    ++attributed;
-  }
-  if (r.rows_rejected > attributed) {
-    c.rows_rejected[static_cast<int>(metrics::RejectReason::invalid_value)].add(r.rows_rejected - attributed);
+  count_rejects(c, r);
+}
+
+// RejectKind and metrics::RejectReason list the same reasons in the same order.
+static_assert(kRejectKinds == static_cast<size_t>(metrics::RejectReason::count_));
+
+void IngestContext::count_rejects(metrics::TableIngestCounters& c, const JsonParseResult& r) {
+  for (size_t k = 0; k < kRejectKinds; ++k) {
+    if (r.rejected_by_kind[k] != 0) c.rows_rejected[k].add(r.rejected_by_kind[k]);
   }
 }
 
@@ -56,19 +51,9 @@ void IngestContext::count_lines(size_t body_bytes, const LineParseResult& r, uin
     c.rows_accepted.add(r.rows_accepted - blocked_rows);
   }
   if (r.rows_rejected == 0) return;
+  // A rejected line may have no table (unknown measurement): it counts under the body's first table.
   c.rows_received.add(r.rows_rejected);
-  uint64_t attributed = 0;
-  for (const auto& e : r.errors) {
-    metrics::RejectReason reason = metrics::RejectReason::invalid_value;
-    if (e.message.find("too many rows") != std::string::npos) reason = metrics::RejectReason::too_many_rows;
-    else if (e.message.find("no column") != std::string::npos) reason = metrics::RejectReason::unknown_column;
-    else if (e.column.empty()) reason = metrics::RejectReason::malformed;
-    c.rows_rejected[static_cast<int>(reason)].add(1);
-    ++attributed;
-  }
-  if (r.rows_rejected > attributed) {
-    c.rows_rejected[static_cast<int>(metrics::RejectReason::invalid_value)].add(r.rows_rejected - attributed);
-  }
+  count_rejects(c, r);
 }
 
 }  // namespace sluice

@@ -55,6 +55,7 @@ class IngestContext {
 
   // Counts a parse result into the per-table counters.
   void count(uint32_t table_id, size_t body_bytes, const JsonParseResult& r);
+  static void count_rejects(metrics::TableIngestCounters& c, const JsonParseResult& r);
 
   // Counts a line protocol result, whose rows may go to several tables: accepted rows per block's
   // table; the body bytes and the rejected lines (whose table is not known) to the first block's

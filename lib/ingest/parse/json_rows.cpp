@@ -108,7 +108,8 @@ class Run {
           size_t off = 0;
           const char* what = "";
           if (!json_check(line, off, &what)) return syntax(what);
-          reject_row(nullptr, 0, row_ >= max_rows_ ? too_many_rows() : "row is not a JSON object");
+          reject_row(nullptr, 0, row_ >= max_rows_ ? too_many_rows() : "row is not a JSON object",
+                 row_ >= max_rows_ ? RejectKind::too_many_rows : RejectKind::malformed);
           ++row_;
         }
       }
@@ -133,13 +134,15 @@ class Run {
     return "too many rows in one request (limit " + std::to_string(max_rows_) + ")";
   }
 
-  void reject_row(const char* column, size_t column_size, std::string_view message) {
+  void reject_row(const char* column, size_t column_size, std::string_view message, RejectKind kind) {
     ++out_.rows_rejected;
+    ++out_.rejected_by_kind[static_cast<size_t>(kind)];
     if (out_.errors.size() < max_errors_) {
       RowError& err = out_.errors.emplace_back();
       err.row = row_;
       if (column) err.column.assign(column, column_size);
       err.message.assign(message);
+      err.kind = kind;
     }
   }
 
@@ -147,9 +150,9 @@ class Run {
     const int c = enc_.error_column();
     if (c >= 0 && static_cast<size_t>(c) < table_.columns.size()) {
       const std::string& name = table_.columns[c].name;
-      reject_row(name.data(), name.size(), enc_.error());
+      reject_row(name.data(), name.size(), enc_.error(), encoder_reject_kind(enc_));
     } else {
-      reject_row(nullptr, 0, enc_.error());
+      reject_row(nullptr, 0, enc_.error(), encoder_reject_kind(enc_));
     }
   }
 
@@ -178,7 +181,8 @@ class Run {
     }
     bool ignored = false;
     if (!value(v, -1, ignored)) return false;
-    reject_row(nullptr, 0, row_ >= max_rows_ ? too_many_rows() : "row is not a JSON object");
+    reject_row(nullptr, 0, row_ >= max_rows_ ? too_many_rows() : "row is not a JSON object",
+                 row_ >= max_rows_ ? RejectKind::too_many_rows : RejectKind::malformed);
     ++row_;
     return true;
   }
@@ -200,7 +204,7 @@ class Run {
           std::string message = "unknown column \"";
           message.append(key);
           message.push_back('"');
-          reject_row(key.data(), key.size(), message);
+          reject_row(key.data(), key.size(), message, RejectKind::unknown_column);
           row_ok = false;
         }
       }
@@ -208,7 +212,7 @@ class Run {
       ++position;
     }
     if (over_limit) {
-      reject_row(nullptr, 0, too_many_rows());
+      reject_row(nullptr, 0, too_many_rows(), RejectKind::too_many_rows);
     } else if (row_ok) {
       finish_row();
     }
@@ -312,6 +316,7 @@ void reset(JsonParseResult& out) {
   out.syntax_error.clear();
   out.rows_accepted = 0;
   out.rows_rejected = 0;
+  out.rejected_by_kind = {};
   out.errors.clear();
   out.blocks.clear();
 }

@@ -19,6 +19,7 @@
 // non-blank lines).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -40,10 +41,18 @@ inline void reserve_json_padding(std::string& body) { body.reserve(body.size() +
 
 enum class JsonShape : uint8_t { automatic, ndjson };  // automatic = one object or an array of objects
 
+// Why a row was refused before reaching the database (every refusal is counted by kind).
+enum class RejectKind : uint8_t { invalid_value, unknown_column, missing_column, malformed, too_many_rows };
+inline constexpr size_t kRejectKinds = 5;
+inline RejectKind encoder_reject_kind(const RowEncoder& e) {
+  return e.error_is_missing() ? RejectKind::missing_column : RejectKind::invalid_value;
+}
+
 struct RowError {
   uint32_t row = 0;     // 0-based index of the row in the body
   std::string column;   // the column (or unknown key) at fault; empty for row-level problems
   std::string message;  // names the column, e.g. `column "value": expected a number, got a string`
+  RejectKind kind = RejectKind::invalid_value;
 };
 
 struct JsonParseResult {
@@ -51,6 +60,7 @@ struct JsonParseResult {
   size_t error_offset = 0;   // byte offset of the syntax problem in the body
   std::string syntax_error;  // simdjson's message (or ours for checks simdjson does not make)
   uint32_t rows_accepted = 0, rows_rejected = 0;
+  std::array<uint32_t, kRejectKinds> rejected_by_kind{};  // every rejected row, by kind
   std::vector<RowError> errors;  // at most max_errors kept; rows_rejected counts all
   std::vector<BlockPtr> blocks;  // one Block per distinct column_mask, rows in body order within each
 };

@@ -260,33 +260,36 @@ struct LineMapper::Run {
   const size_t max_rows;
   uint32_t line_no = 0;
 
-  void reject(std::string_view column, std::string_view message) {
+  void reject(std::string_view column, std::string_view message, RejectKind kind) {
     ++out.rows_rejected;
+    ++out.rejected_by_kind[static_cast<size_t>(kind)];
     if (out.errors.size() < m.max_errors_) {
       RowError& e = out.errors.emplace_back();
       e.row = line_no;
       e.column.assign(column);
       e.message.assign(message);
+      e.kind = kind;
     }
   }
 
-  void reject_line(std::string_view column, std::string_view message) {
+  void reject_line(std::string_view column, std::string_view message, RejectKind kind) {
     if (out.errors.size() >= m.max_errors_) {
       ++out.rows_rejected;
+      ++out.rejected_by_kind[static_cast<size_t>(kind)];
       return;
     }
     std::string full = "line " + std::to_string(line_no) + ": ";
     full.append(message);
-    reject(column, full);
+    reject(column, full, kind);
   }
 
   void reject_encoder(const RowEncoder& enc) {
     const int c = enc.error_column();
     const TableSchema& t = enc.table();
     if (c >= 0 && static_cast<size_t>(c) < t.columns.size()) {
-      reject_line(t.columns[c].name, enc.error());
+      reject_line(t.columns[c].name, enc.error(), encoder_reject_kind(enc));
     } else {
-      reject_line({}, enc.error());
+      reject_line({}, enc.error(), encoder_reject_kind(enc));
     }
   }
 
@@ -313,7 +316,7 @@ struct LineMapper::Run {
     message += "\" in table \"" + t.table->config_name + "\"";
     std::string column;
     append_for_message(column, name, 256);
-    reject_line(column, message);
+    reject_line(column, message, RejectKind::unknown_column);
     return false;
   }
 
@@ -323,11 +326,11 @@ struct LineMapper::Run {
       std::string message = "no table is mapped for measurement \"";
       append_for_message(message, line.measurement);
       message.push_back('"');
-      reject_line({}, message);
+      reject_line({}, message, RejectKind::unknown_column);
       return;
     }
     if (t->table_id >= encoders.size() || !encoders[t->table_id]) {
-      reject_line({}, "internal error: no encoder for table \"" + t->table->config_name + "\"");
+      reject_line({}, "internal error: no encoder for table \"" + t->table->config_name + "\"", RejectKind::invalid_value);
       return;
     }
     RowEncoder& enc = *encoders[t->table_id];
@@ -378,7 +381,7 @@ struct LineMapper::Run {
               message += "\" both go to extra_json_column \"" + t->table->columns[t->extra_column].name + "\"";
               std::string column;
               append_for_message(column, f.key, 256);
-              reject_line(column, message);
+              reject_line(column, message, RejectKind::invalid_value);
               return;
             }
           }
@@ -424,6 +427,7 @@ void LineMapper::parse(std::string_view body, EpochPrecision precision, int64_t 
   out.syntax_error.clear();
   out.rows_accepted = 0;
   out.rows_rejected = 0;
+  out.rejected_by_kind = {};
   out.errors.clear();
   out.blocks.clear();
   blocks_.begin(out.blocks, catalog_->tables.size(), body.size() + 256);
@@ -438,11 +442,12 @@ void LineMapper::parse(std::string_view body, EpochPrecision precision, int64_t 
     if (s == LineStatus::end) break;
     run.line_no = parser_.line_no();
     if (rows++ >= max_rows) {
-      run.reject_line({}, "too many rows in one request (limit " + std::to_string(max_rows) + ")");
+      run.reject_line({}, "too many rows in one request (limit " + std::to_string(max_rows) + ")",
+                      RejectKind::too_many_rows);
       continue;
     }
     if (s == LineStatus::error) {
-      run.reject({}, error.message);
+      run.reject({}, error.message, RejectKind::malformed);
       continue;
     }
     run.map_line(line);

@@ -115,6 +115,19 @@ TEST_F(WriteServiceTest, PartlyRejectedRequestStoresTheGoodRowsAndAnswers400) {
   EXPECT_NE(m.find("sluice_rows_rejected_total{reason=\"missing_column\",table=\"readings\"} 1"), std::string::npos) << m;
 }
 
+TEST_F(WriteServiceTest, EveryRejectIsCountedByReasonEvenBeyondTheReportedErrors) {
+  std::string body = "[";
+  for (int i = 0; i < 150; ++i) body += std::string(i ? "," : "") + R"({"time": 1})";  // value missing
+  body += R"(,{"time": 1, "value": 1, "bogus": 2}, 7])";
+  auto r = send(body, "readings", "accepted");
+  EXPECT_EQ(r.status, 400u);
+  const std::string m = registry_.render();
+  EXPECT_NE(m.find("sluice_rows_rejected_total{reason=\"missing_column\",table=\"readings\"} 150"), std::string::npos) << m;
+  EXPECT_NE(m.find("sluice_rows_rejected_total{reason=\"unknown_column\",table=\"readings\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("sluice_rows_rejected_total{reason=\"malformed\",table=\"readings\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("sluice_rows_rejected_total{reason=\"invalid_value\",table=\"readings\"} 0"), std::string::npos) << m;
+}
+
 TEST_F(WriteServiceTest, FullRingIs429WithRetryAfterAndNothingQueued) {
   for (int i = 0; i < 4; ++i) EXPECT_EQ(send(R"({"time": 1, "value": 1})", "readings", "accepted").status, 200u);
   auto r = send(R"({"time": 1, "value": 1})", "readings", "accepted");

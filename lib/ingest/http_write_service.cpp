@@ -1,10 +1,9 @@
 #include "ingest/http_write_service.h"
 
+#include "ingest/commit_answer.h"
+
 #include <atomic>
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <simdjson.h>
 
 namespace sluice {
 
@@ -68,27 +67,6 @@ WriteResponse error_response(unsigned status, std::string_view message, unsigned
   return r;
 }
 
-// Shared between the ack callback (writer thread, posts back) and the timeout timer (IO thread):
-// whichever runs first on the IO thread answers; the other does nothing.
-struct PendingAnswer {
-  std::function<void(WriteResponse)> done;
-  boost::asio::steady_timer timer;
-  uint64_t accepted = 0;
-  uint64_t rejected = 0;
-  std::vector<RowError> errors;
-  bool answered = false;  // only touched on the IO thread
-
-  PendingAnswer(boost::asio::io_context& io, std::function<void(WriteResponse)> d)
-      : done(std::move(d)), timer(io) {}
-
-  void answer(WriteResponse r) {
-    if (answered) return;
-    answered = true;
-    timer.cancel();
-    done(std::move(r));
-  }
-};
-
 }  // namespace
 
 HttpWriteService::HttpWriteService(IngestContext& context, const HttpConfig& config)
@@ -127,7 +105,7 @@ void HttpWriteService::handle(const WriteRequest& request, std::function<void(Wr
                               : JsonShape::automatic;
 
   std::string& body = *request.body;
-  if (body.capacity() < body.size() + simdjson::SIMDJSON_PADDING) body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+  reserve_json_padding(body);
 
   RowEncoder& encoder = ctx_.encoder(table->id);
   encoder.set_precision(precision);
@@ -162,56 +140,47 @@ void HttpWriteService::handle(const WriteRequest& request, std::function<void(Wr
     return;
   }
 
-  auto pending = std::make_shared<PendingAnswer>(ctx_.io(), std::move(done));
-  pending->accepted = result.rows_accepted;
-  pending->rejected = result.rows_rejected;
-  pending->errors = std::move(result.errors);
+  const uint64_t accepted = result.rows_accepted;
+  const uint64_t rejected = result.rows_rejected;
+  auto errors = std::make_shared<std::vector<RowError>>(std::move(result.errors));
   result.errors.clear();
-
-  auto ack = Ack::make(static_cast<uint32_t>(result.blocks.size()),
-                       [pending, verdict_status, &io = ctx_.io()](const AckResult& a) {
-                         // Runs on a writer thread: hand the verdict to the session's IO thread.
-                         boost::asio::post(io, [pending, verdict_status, a]() {
-                           WriteResponse r;
-                           switch (a.outcome) {
-                             case AckOutcome::committed:
-                               r.status = verdict_status;
-                               r.body = verdict_json(pending->accepted, pending->rejected, pending->errors);
-                               break;
-                             case AckOutcome::dead_lettered:
-                               // Rows refused one by one (constraints): the sender's data, not a
-                               // fault to retry. The others are committed.
-                               r.status = 400;
-                               r.body = verdict_json(a.rows_committed, pending->rejected + pending->accepted - a.rows_committed,
-                                                     pending->errors, "the database refused rows: " + a.message);
-                               break;
-                             case AckOutcome::failed:
-                               r.status = 500;
-                               r.body = verdict_json(a.rows_committed, pending->rejected + pending->accepted - a.rows_committed,
-                                                     pending->errors, "the database refused rows: " + a.message);
-                               break;
-                             case AckOutcome::shutdown:
-                               r.status = 503;
-                               r.retry_after_s = 1;
-                               r.body = verdict_json(a.rows_committed, pending->rejected, pending->errors,
-                                                     "sluice stopped before the rows were committed: " + a.message);
-                               break;
-                           }
-                           pending->answer(std::move(r));
-                         });
-                       });
-  for (auto& b : result.blocks) b->ack = ack;
-  ctx_.push_all(result.blocks);
-
-  pending->timer.expires_after(ack_timeout_);
-  pending->timer.async_wait([pending](const boost::system::error_code& ec) {
-    if (ec) return;  // cancelled: answered already
-    WriteResponse r;
-    r.status = 504;
-    r.body = verdict_json(0, pending->rejected, pending->errors,
-                          "the rows were accepted but not committed in time; they may still be committed");
-    pending->answer(std::move(r));
-  });
+  push_and_answer(
+      ctx_, result.blocks, ack_timeout_,
+      [=](const AckResult& a) {
+        WriteResponse r;
+        const uint64_t not_stored = accepted + rejected - a.rows_committed;
+        switch (a.outcome) {
+          case AckOutcome::committed:
+            r.status = verdict_status;
+            r.body = verdict_json(accepted, rejected, *errors);
+            break;
+          case AckOutcome::dead_lettered:
+            // Rows refused one by one (constraints): the sender's data, not a fault to retry.
+            // The others are committed.
+            r.status = 400;
+            r.body = verdict_json(a.rows_committed, not_stored, *errors, "the database refused rows: " + a.message);
+            break;
+          case AckOutcome::failed:
+            r.status = 500;
+            r.body = verdict_json(a.rows_committed, not_stored, *errors, "the database refused rows: " + a.message);
+            break;
+          case AckOutcome::shutdown:
+            r.status = 503;
+            r.retry_after_s = 1;
+            r.body = verdict_json(a.rows_committed, rejected, *errors,
+                                  "sluice stopped before the rows were committed: " + a.message);
+            break;
+        }
+        return r;
+      },
+      [=] {
+        WriteResponse r;
+        r.status = 504;
+        r.body = verdict_json(0, rejected, *errors,
+                              "the rows were accepted but not committed in time; they may still be committed");
+        return r;
+      },
+      std::move(done));
 }
 
 }  // namespace sluice

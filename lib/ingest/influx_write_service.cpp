@@ -1,9 +1,9 @@
 #include "ingest/influx_write_service.h"
 
+#include "ingest/commit_answer.h"
+
 #include <memory>
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "ingest/http_write_service.h"  // parse_ack_mode, json_escape
 
@@ -73,26 +73,6 @@ WriteResponse influx_error(unsigned status, std::string_view code, std::string_v
   return r;
 }
 
-// Shared between the ack callback (writer thread, posts back) and the timeout timer (IO thread):
-// whichever runs first on the IO thread answers; the other does nothing.
-struct PendingInfluxAnswer {
-  std::function<void(WriteResponse)> done;
-  boost::asio::steady_timer timer;
-  unsigned status = 204;
-  std::string body;  // the verdict when committed (empty for 204)
-  bool answered = false;
-
-  PendingInfluxAnswer(boost::asio::io_context& io, std::function<void(WriteResponse)> d)
-      : done(std::move(d)), timer(io) {}
-
-  void answer(WriteResponse r) {
-    if (answered) return;
-    answered = true;
-    timer.cancel();
-    done(std::move(r));
-  }
-};
-
 }  // namespace
 
 InfluxWriteService::InfluxWriteService(IngestContext& context, const HttpConfig& config)
@@ -160,40 +140,30 @@ void InfluxWriteService::handle(const WriteRequest& request, std::function<void(
     return;
   }
 
-  auto pending = std::make_shared<PendingInfluxAnswer>(ctx_.io(), std::move(done));
-  pending->status = verdict_status;
-  pending->body = std::move(verdict_body);
-  auto ack = Ack::make(static_cast<uint32_t>(result.blocks.size()), [pending, &io = ctx_.io()](const AckResult& a) {
-    // Runs on a writer thread: hand the verdict to the session's IO thread.
-    boost::asio::post(io, [pending, a]() {
-      WriteResponse r;
-      switch (a.outcome) {
-        case AckOutcome::committed:
-          r.status = pending->status;
-          r.body = pending->body;
-          break;
-        case AckOutcome::dead_lettered:
-          r = influx_error(400, "invalid", "the database refused lines: " + a.message);
-          break;
-        case AckOutcome::failed:
-          r = influx_error(500, "internal error", "the database refused rows: " + a.message);
-          break;
-        case AckOutcome::shutdown:
-          r = influx_error(503, "unavailable", "sluice stopped before the rows were committed: " + a.message, 1);
-          break;
-      }
-      pending->answer(std::move(r));
-    });
-  });
-  for (auto& b : result.blocks) b->ack = ack;
-  ctx_.push_all(result.blocks);
-
-  pending->timer.expires_after(ack_timeout_);
-  pending->timer.async_wait([pending](const boost::system::error_code& ec) {
-    if (ec) return;  // cancelled: answered already
-    pending->answer(influx_error(504, "unavailable",
-                                 "the lines were accepted but not committed in time; they may still be committed"));
-  });
+  push_and_answer(
+      ctx_, result.blocks, ack_timeout_,
+      [verdict_status, body = std::move(verdict_body)](const AckResult& a) {
+        switch (a.outcome) {
+          case AckOutcome::committed: {
+            WriteResponse r;
+            r.status = verdict_status;
+            r.body = body;
+            return r;
+          }
+          case AckOutcome::dead_lettered:
+            return influx_error(400, "invalid", "the database refused lines: " + a.message);
+          case AckOutcome::failed:
+            return influx_error(500, "internal error", "the database refused rows: " + a.message);
+          case AckOutcome::shutdown:
+            break;
+        }
+        return influx_error(503, "unavailable", "sluice stopped before the rows were committed: " + a.message, 1);
+      },
+      [] {
+        return influx_error(504, "unavailable",
+                            "the lines were accepted but not committed in time; they may still be committed");
+      },
+      std::move(done));
 }
 
 }  // namespace sluice

@@ -214,23 +214,35 @@ Interval partition_interval(const DesiredTable& d) {
   return week;
 }
 
+namespace {
+
+// The table's actual state when it exists with its time column; otherwise notes why nothing is
+// managed and returns null. Both modes start from this.
+const ActualTable* managed_table(const DesiredTable& d, const ActualState& st, Builder& b) {
+  auto found = st.tables.find(d.table);
+  if (found == st.tables.end() || !found->second.exists) {
+    b.note("table " + d.table.text() + " does not exist (create it first, e.g. sluiced migrate)");
+    return nullptr;
+  }
+  if (found->second.time_column_type.empty()) {
+    b.note("column " + d.ts.time_column + " does not exist in " + d.table.text() + ": nothing is managed");
+    return nullptr;
+  }
+  return &found->second;
+}
+
+}  // namespace
+
 // =============================================================================== TimescaleDB
 
 TablePlan plan_timescaledb_table(const DesiredTable& d, const ActualState& st, bool community) {
   TablePlan tp;
   tp.table = d.config_name;
   Builder b(d, tp);
-  auto found = st.tables.find(d.table);
-  if (found == st.tables.end() || !found->second.exists) {
-    b.note("table " + d.table.text() + " does not exist (create it first, e.g. sluiced migrate)");
-    return tp;
-  }
-  ActualTable a = found->second;
+  const ActualTable* managed = managed_table(d, st, b);
+  if (!managed) return tp;
+  ActualTable a = *managed;
   const std::string& col = d.ts.time_column;
-  if (a.time_column_type.empty()) {
-    b.note("column " + col + " does not exist in " + d.table.text() + ": nothing is managed");
-    return tp;
-  }
   const std::string rel = regclass_literal(d.table);
 
   // 1. hypertable
@@ -512,17 +524,10 @@ TablePlan plan_fallback_table(const DesiredTable& d, const ActualState& st, int6
   TablePlan tp;
   tp.table = d.config_name;
   Builder b(d, tp);
-  auto found = st.tables.find(d.table);
-  if (found == st.tables.end() || !found->second.exists) {
-    b.note("table " + d.table.text() + " does not exist (create it first, e.g. sluiced migrate)");
-    return tp;
-  }
-  ActualTable a = found->second;
+  const ActualTable* managed = managed_table(d, st, b);
+  if (!managed) return tp;
+  ActualTable a = *managed;
   const std::string& col = d.ts.time_column;
-  if (a.time_column_type.empty()) {
-    b.note("column " + col + " does not exist in " + d.table.text() + ": nothing is managed");
-    return tp;
-  }
   if (d.ts.compression && d.ts.compression->enabled) {
     b.note("compression is unavailable without TimescaleDB: the compression settings are not applied");
   }

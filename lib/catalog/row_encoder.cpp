@@ -6,6 +6,7 @@
 // error message of a failed value.
 #include "catalog/row_encoder.h"
 
+#include <cfloat>
 #include <charconv>
 #include <cstring>
 
@@ -113,6 +114,64 @@ bool is_decimal_syntax(std::string_view t) {
     if (e == 0) return false;
   }
   return i == n;
+}
+
+// Fast path of decimal text → float8/float4 for the common case, with exactly the result of
+// std::from_chars (round to nearest even). Accepts [-]digits[.digits][(e|E)[+-]digits] and
+// [-].digits[...] with at most 19 mantissa digits whose value is at most 2^53 and a decimal exponent
+// within ±22 (Clinger's fast path: both operands are exact doubles, so one IEEE multiplication or
+// division is correctly rounded). float4 takes the double and rounds it to float, which is exact
+// unless the double is a float halfway point (double rounding); then, and for every other form, it
+// returns false and the caller takes the general path (syntax check + from_chars).
+static_assert(FLT_EVAL_METHOD == 0, "the fast float path needs IEEE double arithmetic without excess precision");
+bool fast_decimal_to_float(std::string_view t, bool f4, double& d, float& f) {
+  static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  const char* p = t.data();
+  const char* const e = p + t.size();
+  const bool negative = p < e && *p == '-';
+  if (negative) ++p;
+  uint64_t m = 0;
+  int digits = 0, frac = 0;
+  for (; p < e && is_digit(*p); ++p, ++digits) m = m * 10 + static_cast<unsigned>(*p - '0');
+  if (digits > 19) return false;
+  if (p < e && *p == '.') {
+    ++p;
+    for (; p < e && is_digit(*p); ++p, ++frac) m = m * 10 + static_cast<unsigned>(*p - '0');
+    digits += frac;
+    if (digits > 19) return false;  // also catches a wrap of m: 19 digits < 2^64
+  }
+  if (digits == 0) return false;
+  int exp10 = 0;
+  if (p < e && (*p == 'e' || *p == 'E')) {
+    ++p;
+    const bool eneg = p < e && *p == '-';
+    if (p < e && (*p == '-' || *p == '+')) ++p;
+    int ed = 0;
+    for (; p < e && is_digit(*p); ++p, ++ed) {
+      if (ed == 4) return false;
+      exp10 = exp10 * 10 + (*p - '0');
+    }
+    if (ed == 0) return false;
+    if (eneg) exp10 = -exp10;
+  }
+  if (p != e) return false;
+  exp10 -= frac;
+  if (m > (uint64_t{1} << 53) || exp10 < -22 || exp10 > 22) return false;
+  double v = static_cast<double>(m);
+  v = exp10 < 0 ? v / kPow10[-exp10] : v * kPow10[exp10];
+  if (negative) v = -v;
+  if (f4) {
+    uint64_t bits;
+    std::memcpy(&bits, &v, 8);
+    // A float has 24 significant bits, a double 53: the 29 bits below the float's last bit being
+    // exactly 1000...0 marks a halfway point (values here are normal floats: 1e-22 .. 9.1e37).
+    if ((bits & 0x1FFFFFFFu) == 0x10000000u) return false;
+    f = static_cast<float>(v);
+  } else {
+    d = v;
+  }
+  return true;
 }
 
 // Strict JSON number grammar (RFC 8259): -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)?
@@ -686,7 +745,7 @@ bool RowEncoder::put_float(int column, std::string_view t, bool special_names) {
     else if (iequals(t, "-Infinity")) d = -__builtin_inf();
     else return fail(column, "expected a number, got a string (only \"NaN\", \"Infinity\" and \"-Infinity\" are accepted as strings)");
     f = static_cast<float>(d);
-  } else {
+  } else if (!fast_decimal_to_float(t, f4, d, f)) {
     if (!is_decimal_syntax(t)) return fail(column, "invalid number " + quoted_value(t));
     const char* b = t.data();
     const char* e = b + t.size();
@@ -901,6 +960,24 @@ bool RowEncoder::put_number(int column, std::string_view t, NumberKind kind) {
     }
   }
   return fail_type(column, "a number");
+}
+
+bool RowEncoder::put_unix_micros(int column, int64_t us) {
+  if (column < 0 || static_cast<size_t>(column) >= slots_.size() ||
+      (table_->columns[column].type != PgType::timestamptz && table_->columns[column].type != PgType::timestamp)) {
+    char text[24];
+    const auto r = std::to_chars(text, text + sizeof text, us);
+    const EpochPrecision saved = precision_;
+    precision_ = EpochPrecision::us;
+    const bool ok = put_number(column, std::string_view(text, static_cast<size_t>(r.ptr - text)), NumberKind::integer);
+    precision_ = saved;
+    return ok;
+  }
+  if (!claim(column)) return false;
+  // put_epoch with unit µs: its integer path (up to 18 digits) and its decimal path (19 digits,
+  // magnitude at most INT64_MAX / 2) refuse the same values.
+  if (us > INT64_MAX / 2 || us < -(INT64_MAX / 2)) return fail(column, "timestamp out of range");
+  return set_time(column, unix_micros_to_pg(us));
 }
 
 bool RowEncoder::put_bool(int column, bool value) {

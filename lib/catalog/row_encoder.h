@@ -68,6 +68,9 @@ class RowEncoder {
   bool put_number(int column, std::string_view text, NumberKind kind = NumberKind::any);
   bool put_bool(int column, bool value);
   bool put_json(int column, std::string_view json_text);  // raw JSON object/array, json/jsonb/text only
+  // Unix epoch microseconds (e.g. a line protocol timestamp): the same checks and result as
+  // put_number() of the value's decimal text with precision us, without the text round trip.
+  bool put_unix_micros(int column, int64_t unix_us);
 
   // Completes the row: every NOT NULL column without a default must have a value. Appends the
   // tuple to `out`, sets `mask` (assigned, not OR-ed) to the omit bits of the omittable columns

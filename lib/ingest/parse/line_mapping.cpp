@@ -7,7 +7,6 @@
 // allocates once the buffers have grown, except the message of a rejected line.
 #include "ingest/parse/line_mapping.h"
 
-#include <charconv>
 #include <stdexcept>
 
 namespace sluice {
@@ -337,10 +336,7 @@ struct LineMapper::Run {
     enc.set_precision(EpochPrecision::us);
     enc.begin_row();
 
-    char digits[24];
-    const auto r = std::to_chars(digits, digits + sizeof digits, floor_div_1000(line.timestamp_ns));
-    if (!enc.put_number(t->time_column, std::string_view(digits, static_cast<size_t>(r.ptr - digits)),
-                        NumberKind::integer)) {
+    if (!enc.put_unix_micros(t->time_column, floor_div_1000(line.timestamp_ns))) {
       reject_encoder(enc);
       return;
     }

@@ -1,0 +1,231 @@
+// Fast paths of RowEncoder must give byte for byte what the general paths give:
+//   - float8/float4 from decimal text (Clinger's fast path) against std::from_chars, on edge cases
+//     (halfway points of float4, 2^53, exponent limits, signed zeros) and on random decimals;
+//   - put_unix_micros against put_number of the same value as text with precision us.
+#include <gtest/gtest.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "encoder_test_util.h"
+
+namespace sluice::test {
+namespace {
+
+// The field bytes put_number writes for `text`, or "ERR:" + the error message.
+std::string encode_number(RowEncoder& enc, std::string_view text) {
+  enc.begin_row();
+  if (!enc.put_number(0, text)) return "ERR:" + enc.error();
+  std::vector<char> out;
+  uint64_t mask = 0;
+  int64_t mn = INT64_MAX, mx = INT64_MIN;
+  if (!enc.end_row(out, mask, mn, mx)) return "ERR(end):" + enc.error();
+  const auto rows = decode_all(out);
+  if (rows.size() != 1 || rows[0].fields.size() != 1) return "BAD TUPLE";
+  return hex(rows[0].fields[0]);
+}
+
+// What the general path gives: the decimal syntax check, then std::from_chars over the whole text
+// (after a leading '+').
+template <typename T>
+std::string reference(std::string_view text) {
+  static const std::regex decimal(R"([+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?)");
+  if (!std::regex_match(text.begin(), text.end(), decimal)) return "ERR";
+  const char* b = text.data();
+  const char* e = b + text.size();
+  if (b < e && *b == '+') ++b;
+  T v{};
+  const auto r = std::from_chars(b, e, v);
+  if (r.ptr != e) return "ERR";
+  if (r.ec == std::errc::result_out_of_range) return "ERR";
+  if (r.ec != std::errc()) return "ERR";
+  std::string bytes(sizeof(T), '\0');
+  if constexpr (sizeof(T) == 8) {
+    uint64_t bits;
+    std::memcpy(&bits, &v, 8);
+    for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(bits >> (56 - 8 * i));
+  } else {
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    for (int i = 0; i < 4; ++i) bytes[i] = static_cast<char>(bits >> (24 - 8 * i));
+  }
+  return hex(bytes);
+}
+
+class FloatFastPath : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    f8_.name = "t8";
+    f8_.columns.push_back(make_column("v", PgType::float8));
+    finish_table_schema(f8_);
+    f4_.name = "t4";
+    f4_.columns.push_back(make_column("v", PgType::float4));
+    finish_table_schema(f4_);
+  }
+
+  void check(std::string_view text) {
+    RowEncoder e8(f8_), e4(f4_);
+    const std::string got8 = encode_number(e8, text), got4 = encode_number(e4, text);
+    const std::string want8 = reference<double>(text), want4 = reference<float>(text);
+    if (want8 == "ERR") {
+      EXPECT_EQ(got8.rfind("ERR:", 0), 0u) << "float8 " << text << " gave " << got8;
+    } else {
+      EXPECT_EQ(got8, want8) << "float8 " << text;
+    }
+    if (want4 == "ERR") {
+      EXPECT_EQ(got4.rfind("ERR:", 0), 0u) << "float4 " << text << " gave " << got4;
+    } else {
+      EXPECT_EQ(got4, want4) << "float4 " << text;
+    }
+  }
+
+  TableSchema f8_, f4_;
+};
+
+TEST_F(FloatFastPath, EdgeCasesMatchFromChars) {
+  const char* const cases[] = {
+      "0", "-0", "0.0", "-0.0", "0e5", "-0e-5", "00", "007", "1.", "-1.", ".5", "-.5", "5.e3",
+      "1", "-1", "1.5", "123.456", "-20000.125", "49.987", "1234567890.1", "999999999.9",
+      // 2^53 and around: the fast path takes mantissas up to 2^53
+      "9007199254740992", "9007199254740993", "9007199254740991", "-9007199254740992",
+      "9007199254740993e-5", "900719925474099.2", "90071992547409.93",
+      // 19 and 20 digits
+      "1234567890123456789", "12345678901234567890", "0.1234567890123456789", "1.0000000000000000000",
+      "0000000000000000001.5",
+      // exponent limits of the fast path (±22) and beyond
+      "1e22", "1e23", "-1e22", "1e-22", "1e-23", "123e20", "123e-25", "1.5e21", "4.2e-21", "1E10", "1e+5",
+      "1e0000", "1e0001", "1e00001", "1e-0022", "12.5E-07",
+      // float4 halfway points (ties to even) and near them
+      "16777217", "16777219", "16777217.000001", "16777216.999999", "33554434", "33554435", "33554437",
+      "1.00000005960464477539", "1.000000059604644775390625", "0.500000029802322387695312", "8388608.5",
+      "8388609.5", "-16777217",
+      // float4 overflow / underflow (general path)
+      "3.4028235e38", "3.4028236e38", "1e39", "1e40", "-1e40", "1e-46", "1e-45", "1.17549435e-38",
+      // double overflow / underflow
+      "1e308", "1.8e308", "1e-400", "4.9e-324",
+      // not numbers: the general path's errors
+      "", "-", ".", "-.", "e5", "1e", "1e+", "1e-", "1.2.3", "1..2", "--1", "+-1", "+1", "+.5", "1e5e5",
+      "0x10", "inf", "nan", "-inf", "Infinity", "1 ", " 1", "1,5", "١"};
+  for (const char* c : cases) check(c);
+}
+
+TEST_F(FloatFastPath, RandomDecimalsMatchFromChars) {
+  std::mt19937_64 rng(42);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  std::string t;
+  for (int n = 0; n < 100000; ++n) {
+    t.clear();
+    if (pick(0, 3) == 0) t.push_back('-');
+    const int digits = pick(1, 21);
+    const int point = pick(-1, digits);  // -1: no point
+    for (int i = 0; i < digits; ++i) {
+      if (i == point) t.push_back('.');
+      // Leading digits are often small so that mantissas land near 2^24 and 2^53 too.
+      t.push_back(static_cast<char>('0' + pick(0, 9)));
+    }
+    if (point == digits) t.push_back('.');
+    if (pick(0, 2) == 0) {
+      t.push_back(pick(0, 1) ? 'e' : 'E');
+      const int sign = pick(0, 2);
+      if (sign == 1) t.push_back('-');
+      if (sign == 2) t.push_back('+');
+      t += std::to_string(pick(0, 30));
+    }
+    check(t);
+    if (HasFailure()) return;
+  }
+}
+
+TEST_F(FloatFastPath, Float4HalfwayPointsOfEveryBinade) {
+  // m × 2^k halfway between two floats, written exactly in decimal when it is an integer.
+  for (int shift = 0; shift <= 29; ++shift) {
+    const uint64_t base = (uint64_t{1} << 24) + 1;  // odd: halfway between 2^24 and 2^24 + 2
+    const uint64_t v = base << shift;
+    check(std::to_string(v));
+    check(std::to_string(v + 1));
+    check(std::to_string(v - 1));
+    check(std::to_string(v) + ".5");
+    check(std::to_string(v) + "e-3");
+  }
+}
+
+class UnixMicros : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    t_.name = "t";
+    t_.columns.push_back(make_column("time", PgType::timestamptz, true));
+    t_.columns.push_back(make_column("local", PgType::timestamp));
+    t_.columns.push_back(make_column("n", PgType::int8));
+    t_.time_column = 0;
+    finish_table_schema(t_);
+  }
+
+  // Outcome of one put as text: the field bytes and min/max, or the error.
+  static std::string outcome(RowEncoder& enc, int column, bool ok) {
+    if (!ok) return "ERR:" + enc.error() + " @" + std::to_string(enc.error_column());
+    std::vector<char> out;
+    uint64_t mask = 0;
+    int64_t mn = INT64_MAX, mx = INT64_MIN;
+    if (!enc.end_row(out, mask, mn, mx)) return "ERR(end):" + enc.error();
+    return hex(out) + " " + std::to_string(mn) + " " + std::to_string(mx);
+  }
+
+  void check(int column, int64_t us) {
+    RowEncoder a(t_), b(t_);
+    a.set_precision(EpochPrecision::us);
+    a.begin_row();
+    const std::string text = std::to_string(us);
+    const std::string want = outcome(a, column, a.put_number(column, text, NumberKind::integer));
+    b.set_precision(EpochPrecision::ms);  // put_unix_micros does not depend on the precision
+    b.begin_row();
+    const std::string got = outcome(b, column, b.put_unix_micros(column, us));
+    EXPECT_EQ(got, want) << "column " << column << " value " << us;
+  }
+
+  TableSchema t_;
+};
+
+TEST_F(UnixMicros, SameAsPutNumberWithPrecisionUs) {
+  const int64_t values[] = {0,
+                            1,
+                            -1,
+                            1735689600000000,                    // 2025-01-01
+                            -62135596800000000,                  // 0001-01-01
+                            -62135596800000001,                  // just before
+                            -62135596800000000 - 86400000000,    // a day before (the encoder's slack)
+                            -62135596800000000 - 86400000001,
+                            253402300799999999,                  // 9999-12-31 23:59:59.999999
+                            253402300800000000,                  // 10000-01-01
+                            253402300800000000 + 86400000000,
+                            999999999999999999,
+                            1000000000000000000,
+                            INT64_MAX / 2,
+                            INT64_MAX / 2 + 1,
+                            INT64_MIN / 2,
+                            INT64_MIN / 2 - 1,
+                            INT64_MAX,
+                            INT64_MIN};
+  for (int64_t v : values) {
+    check(0, v);  // time column (timestamptz)
+    check(1, v);  // timestamp, not the time column
+    check(2, v);  // not a time column: the text path
+  }
+}
+
+TEST_F(UnixMicros, SecondPutOfTheColumnIsRefused) {
+  RowEncoder enc(t_);
+  enc.begin_row();
+  ASSERT_TRUE(enc.put_unix_micros(0, 5));
+  EXPECT_FALSE(enc.put_unix_micros(0, 6));
+  EXPECT_EQ(enc.error(), "column \"time\": given more than once");
+  EXPECT_FALSE(enc.put_unix_micros(7, 6));
+  EXPECT_EQ(enc.error_column(), -1);
+}
+
+}  // namespace
+}  // namespace sluice::test

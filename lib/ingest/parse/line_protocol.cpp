@@ -9,11 +9,56 @@
 #include <algorithm>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>  // SSE2 is part of the x86-64 baseline: no runtime dispatch needed
+#endif
+
 namespace sluice {
 
 namespace {
 
 inline bool is_digit(char c) { return static_cast<unsigned char>(c - '0') < 10; }
+
+// Index of the first byte in [i, n) that is ',' or ' ' (or '\\' with kBackslash, '=' with kEquals), else n.
+// Bytes up to p + readable (readable >= n) may be read: the scan looks at 16 bytes at a time and ignores
+// hits at or after n, so a short token ends in one step when the body goes on after the line.
+template <bool kBackslash, bool kEquals>
+inline size_t find_stop(const char* p, size_t i, size_t n, size_t readable) {
+#if defined(__SSE2__)
+  const __m128i comma = _mm_set1_epi8(','), space = _mm_set1_epi8(' ');
+  while (i < n && i + 16 <= readable) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, comma), _mm_cmpeq_epi8(v, space));
+    if constexpr (kBackslash) m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+    if constexpr (kEquals) m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('=')));
+    const auto bits = static_cast<unsigned>(_mm_movemask_epi8(m));
+    if (bits != 0) return std::min(n, i + static_cast<size_t>(__builtin_ctz(bits)));
+    i += 16;
+  }
+  if (i >= n) return n;
+#endif
+  for (; i < n; ++i) {
+    const char c = p[i];
+    if (c == ',' || c == ' ' || (kBackslash && c == '\\') || (kEquals && c == '=')) break;
+  }
+  return i;
+}
+
+// Hash of a key for the duplicate check: its length and its first and last 8 bytes (keys of wide rows
+// share prefixes like "energy_imported_" but differ near one end). Collisions only cost a compare.
+inline uint64_t key_hash(std::string_view k) {
+  const size_t n = k.size();
+  uint64_t a = n, b = 0;
+  if (n >= 8) {
+    std::memcpy(&a, k.data(), 8);
+    std::memcpy(&b, k.data() + n - 8, 8);
+    b += n;
+  } else {
+    for (size_t j = 0; j < n; ++j) a = a << 8 | static_cast<unsigned char>(k[j]);
+  }
+  const unsigned __int128 m = static_cast<unsigned __int128>(a ^ 0x9e3779b97f4a7c15ull) * (b ^ 0xbf58476d1ce4e5b9ull);
+  return static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64);
+}
 
 inline bool escapable(char c, bool measurement) {
   return c == ',' || c == ' ' || c == '\\' || (!measurement && c == '=');
@@ -224,20 +269,18 @@ std::string_view LineProtocolParser::scan_name(std::string_view line, size_t& i,
                                                bool stop_at_equals) {
   const size_t start = i;
   const size_t n = line.size();
+  const char* const p = line.data();
+  const size_t readable = static_cast<size_t>(body_.data() + body_.size() - p);
   bool escaped = false;
-  while (i < n) {
-    const char c = line[i];
-    if (c == '\\') {
-      if (i + 1 < n && escapable(line[i + 1], measurement)) {
-        escaped = true;
-        i += 2;
-      } else {
-        ++i;
-      }
-      continue;
+  for (;;) {
+    i = stop_at_equals ? find_stop<true, true>(p, i, n, readable) : find_stop<true, false>(p, i, n, readable);
+    if (i >= n || p[i] != '\\') break;
+    if (i + 1 < n && escapable(p[i + 1], measurement)) {
+      escaped = true;
+      i += 2;
+    } else {
+      ++i;
     }
-    if (c == ',' || c == ' ' || (stop_at_equals && c == '=')) break;
-    ++i;
   }
   const std::string_view raw = line.substr(start, i - start);
   return escaped ? unescape_name(raw, measurement) : raw;
@@ -265,8 +308,7 @@ bool LineProtocolParser::has_duplicates(bool tags, std::string_view& duplicate) 
   std::fill(dup_slots_.begin(), dup_slots_.begin() + static_cast<std::ptrdiff_t>(slots), 0u);
   for (size_t k = 0; k < n; ++k) {
     const std::string_view name = key(k);
-    uint64_t h = 1469598103934665603ull;  // FNV-1a
-    for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+    const uint64_t h = key_hash(name);
     for (size_t at = h & (slots - 1);; at = (at + 1) & (slots - 1)) {
       const uint32_t slot = dup_slots_[at];
       if (slot == 0) {
@@ -349,7 +391,7 @@ LineStatus LineProtocolParser::parse_line(std::string_view line, size_t i, Parse
       f.kind = LineFieldKind::string;
       f.value = escaped ? unescape_string(raw) : raw;
     } else {
-      while (i < n && line[i] != ',' && line[i] != ' ') ++i;
+      i = find_stop<false, false>(line.data(), i, n, static_cast<size_t>(body_.data() + body_.size() - line.data()));
       const std::string_view v = line.substr(value_at, i - value_at);
       if (v.empty()) return fail(err, value_at, "missing field value for " + quoted(key));
       int check = 1;

@@ -6,10 +6,13 @@
 // error message of a failed value.
 #include "catalog/row_encoder.h"
 
+#include <algorithm>
 #include <cfloat>
+#include <cstddef>
 #include <charconv>
 #include <cstring>
 
+#include "core/ascii_digits.h"
 #include "core/pg_time.h"
 
 namespace sluice {
@@ -131,15 +134,27 @@ bool fast_decimal_to_float(std::string_view t, bool f4, double& d, float& f) {
   const char* const e = p + t.size();
   const bool negative = p < e && *p == '-';
   if (negative) ++p;
+  // Digits accumulate into m (8 at a time while 8 bytes remain); more than 19 of them may wrap m,
+  // and then the fast path is not taken.
   uint64_t m = 0;
-  int digits = 0, frac = 0;
-  for (; p < e && is_digit(*p); ++p, ++digits) m = m * 10 + static_cast<unsigned>(*p - '0');
+  auto digit_run = [&]() {
+    const char* const start = p;
+    while (e - p >= 8) {
+      const uint64_t v = load8(p);
+      if (!all_eight_digits(v)) break;
+      m = m * 100000000 + eight_digits_value(v);
+      p += 8;
+    }
+    for (; p < e && is_digit(*p); ++p) m = m * 10 + static_cast<unsigned>(*p - '0');
+    return p - start;
+  };
+  std::ptrdiff_t digits = digit_run(), frac = 0;
   if (digits > 19) return false;
   if (p < e && *p == '.') {
     ++p;
-    for (; p < e && is_digit(*p); ++p, ++frac) m = m * 10 + static_cast<unsigned>(*p - '0');
+    frac = digit_run();
     digits += frac;
-    if (digits > 19) return false;  // also catches a wrap of m: 19 digits < 2^64
+    if (digits > 19) return false;
   }
   if (digits == 0) return false;
   int exp10 = 0;
@@ -156,7 +171,7 @@ bool fast_decimal_to_float(std::string_view t, bool f4, double& d, float& f) {
     if (eneg) exp10 = -exp10;
   }
   if (p != e) return false;
-  exp10 -= frac;
+  exp10 -= static_cast<int>(frac);
   if (m > (uint64_t{1} << 53) || exp10 < -22 || exp10 > 22) return false;
   double v = static_cast<double>(m);
   v = exp10 < 0 ? v / kPow10[-exp10] : v * kPow10[exp10];
@@ -562,13 +577,13 @@ bool parse_epoch_precision(std::string_view text, EpochPrecision& out) {
 
 RowEncoder::RowEncoder(const TableSchema& table) : table_(&table) {
   slots_.resize(table.columns.size());
-  scratch_.reserve(256);
+  scratch_.resize(256);
   digits_.reserve(64);
 }
 
 void RowEncoder::begin_row() {
   for (Slot& s : slots_) s.length = -2;
-  scratch_.clear();
+  scratch_used_ = 0;
   row_has_time_ = false;
   error_column_ = -1;
   error_.clear();
@@ -596,17 +611,23 @@ bool RowEncoder::fail_type(int column, const char* got) {
   return fail(column, m);
 }
 
-bool RowEncoder::claim(int column) {
+inline bool RowEncoder::claim(int column) {
+  if (static_cast<size_t>(column) < slots_.size() && slots_[column].length == -2) [[likely]] return true;
+  return claim_failed(column);
+}
+
+bool RowEncoder::claim_failed(int column) {
   if (column < 0 || static_cast<size_t>(column) >= slots_.size()) {
     return fail_raw(-1, "column index " + std::to_string(column) + " out of range");
   }
-  if (slots_[column].length != -2) return fail(column, "given more than once");
-  return true;
+  return fail(column, "given more than once");
 }
 
-char* RowEncoder::alloc(int column, size_t length) {
-  const size_t offset = scratch_.size();
-  scratch_.resize(offset + length);
+inline char* RowEncoder::alloc(int column, size_t length) {
+  const size_t offset = scratch_used_;
+  scratch_used_ += length;
+  // Grown, never shrunk: no zero-filling per value once warm.
+  if (scratch_used_ > scratch_.size()) [[unlikely]] scratch_.resize(std::max(scratch_used_, 2 * scratch_.size()));
   slots_[column].offset = static_cast<uint32_t>(offset);
   slots_[column].length = static_cast<int32_t>(length);
   return scratch_.data() + offset;

@@ -95,6 +95,7 @@ class RowEncoder {
   bool fail_raw(int column, std::string_view message);  // message used as is
   bool fail_type(int column, const char* got);          // `expected <column type>, got <got>`
   bool claim(int column);  // checks range and duplicates
+  bool claim_failed(int column);  // the error of a failed claim (out of line)
   char* alloc(int column, size_t length);  // reserves the slot's bytes at the end of scratch_
   bool set_time(int column, int64_t pg_micros);
   bool put_text_bytes(int column, std::string_view utf8);  // text/varchar/bpchar with checks
@@ -107,7 +108,8 @@ class RowEncoder {
   const TableSchema* table_;
   EpochPrecision precision_ = EpochPrecision::s;
   std::vector<Slot> slots_;
-  std::vector<char> scratch_;
+  std::vector<char> scratch_;  // values of the current row: [0, scratch_used_)
+  size_t scratch_used_ = 0;
   int64_t row_time_ = 0;
   bool row_has_time_ = false;
   int error_column_ = -1;

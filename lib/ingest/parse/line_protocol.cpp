@@ -1,7 +1,7 @@
 // ingest/parse/line_protocol.cpp — see line_protocol.h.
 //
-// One forward pass per line: memchr finds the line end, then each element is scanned byte by byte to its
-// first unescaped delimiter. Tokens without escapes are views into the body; tokens with escapes are
+// One forward pass per line: memchr finds the line end, then each element is scanned to its first
+// unescaped delimiter (16 bytes at a time with SSE2; digits of integers 8 at a time). Tokens without escapes are views into the body; tokens with escapes are
 // copied once, unescaped, into unescaped_, which is sized to the line before parsing starts so views into
 // it never move. Error messages are built only on the bad path.
 #include "ingest/parse/line_protocol.h"
@@ -12,6 +12,8 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>  // SSE2 is part of the x86-64 baseline: no runtime dispatch needed
 #endif
+
+#include "core/ascii_digits.h"
 
 namespace sluice {
 
@@ -87,6 +89,11 @@ int parse_integer(std::string_view t, bool allow_minus, uint64_t limit, uint64_t
   uint64_t v = 0;
   bool overflow = false;
   if (digits <= 19) {  // 10^19 - 1 < 2^64: no overflow check needed
+    for (; t.size() - i >= 8; i += 8) {
+      const uint64_t eight = load8(t.data() + i);
+      if (!all_eight_digits(eight)) return 1;
+      v = v * 100000000 + eight_digits_value(eight);
+    }
     for (; i < t.size(); ++i) {
       const auto d = static_cast<unsigned>(static_cast<unsigned char>(t[i]) - '0');
       if (d > 9) return 1;

@@ -119,6 +119,21 @@ bool is_decimal_syntax(std::string_view t) {
   return i == n;
 }
 
+// Appends the decimal digits from p on to m (8 at a time while 8 bytes remain); returns the end of
+// the run. Locals only, so the loop keeps m and p in registers.
+inline const char* digit_run(const char* p, const char* e, uint64_t& m_io) {
+  uint64_t m = m_io;
+  while (e - p >= 8) {
+    const uint64_t v = load8(p);
+    if (!all_eight_digits(v)) break;
+    m = m * 100000000 + eight_digits_value(v);
+    p += 8;
+  }
+  for (; p < e && is_digit(*p); ++p) m = m * 10 + static_cast<unsigned>(*p - '0');
+  m_io = m;
+  return p;
+}
+
 // Fast path of decimal text → float8/float4 for the common case, with exactly the result of
 // std::from_chars (round to nearest even). Accepts [-]digits[.digits][(e|E)[+-]digits] and
 // [-].digits[...] with at most 19 mantissa digits whose value is at most 2^53 and a decimal exponent
@@ -134,25 +149,17 @@ bool fast_decimal_to_float(std::string_view t, bool f4, double& d, float& f) {
   const char* const e = p + t.size();
   const bool negative = p < e && *p == '-';
   if (negative) ++p;
-  // Digits accumulate into m (8 at a time while 8 bytes remain); more than 19 of them may wrap m,
-  // and then the fast path is not taken.
+  // Digits accumulate into m; more than 19 of them may wrap m, and then the fast path is not taken.
   uint64_t m = 0;
-  auto digit_run = [&]() {
-    const char* const start = p;
-    while (e - p >= 8) {
-      const uint64_t v = load8(p);
-      if (!all_eight_digits(v)) break;
-      m = m * 100000000 + eight_digits_value(v);
-      p += 8;
-    }
-    for (; p < e && is_digit(*p); ++p) m = m * 10 + static_cast<unsigned>(*p - '0');
-    return p - start;
-  };
-  std::ptrdiff_t digits = digit_run(), frac = 0;
+  const char* q = digit_run(p, e, m);
+  std::ptrdiff_t digits = q - p, frac = 0;
+  p = q;
   if (digits > 19) return false;
   if (p < e && *p == '.') {
     ++p;
-    frac = digit_run();
+    q = digit_run(p, e, m);
+    frac = q - p;
+    p = q;
     digits += frac;
     if (digits > 19) return false;
   }
@@ -1089,10 +1096,16 @@ bool RowEncoder::end_row(std::vector<char>& out, uint64_t& mask, int64_t& min_ti
     }
     store_be32(o, static_cast<uint32_t>(len));
     o += 4;
-    if (len > 0) {
-      std::memcpy(o, scratch_.data() + slots_[i].offset, static_cast<size_t>(len));
-      o += len;
+    const char* src = scratch_.data() + slots_[i].offset;
+    // Fixed sizes (float8, int8, timestamps, float4, int4, uuid) as inline moves, not memcpy calls.
+    switch (len) {
+      case 8: std::memcpy(o, src, 8); break;
+      case 4: std::memcpy(o, src, 4); break;
+      case 16: std::memcpy(o, src, 16); break;
+      default:
+        if (len > 0) std::memcpy(o, src, static_cast<size_t>(len));
     }
+    if (len > 0) o += len;
   }
   mask = present;
   if (row_has_time_) {

@@ -156,18 +156,32 @@ class Run {
     }
   }
 
+  // The key cache holds, per key position, the column seen there last: c >= 0 for a column whose
+  // name has no '"' or '\\' (its raw and unescaped spellings are the same bytes), -2 - c for any
+  // other column, -1 for none.
   int lookup(size_t position, std::string_view key) {
     std::vector<int>& cache = key_cache_;
     if (position < cache.size()) {
-      const int c = cache[position];
+      const int c = cache[position] >= 0 ? cache[position] : -2 - cache[position];
       if (c >= 0 && table_.columns[c].name == key) return c;
     }
     const int c = table_.find(key);
     if (position < kMaxCachedKeys) {
       if (cache.size() <= position) cache.resize(position + 1, -1);
-      cache[position] = c;
+      const bool plain = c >= 0 && table_.columns[c].name.find_first_of("\"\\") == std::string::npos;
+      cache[position] = c < 0 || plain ? c : -2 - c;
     }
     return c;
+  }
+
+  // The cached column of this key position when the raw key (as written, before unescaping) is
+  // exactly its name, else -1: the common case skips unescaping the key into the string buffer.
+  int raw_lookup(size_t position, od::raw_json_string raw) const {
+    if (position < key_cache_.size()) {
+      const int c = key_cache_[position];
+      if (c >= 0 && raw.unsafe_is_equal(table_.columns[c].name)) return c;
+    }
+    return -1;
   }
 
   // An array element: an object is a row, anything else a rejected row (after validating it).
@@ -195,17 +209,19 @@ class Run {
     for (auto field_result : obj) {
       od::field field;
       if (auto e = std::move(field_result).get(field)) return syntax(e);
-      std::string_view key;
-      if (auto e = field.unescaped_key().get(key)) return syntax(e);
-      int column = -1;
-      if (row_ok) {
-        column = lookup(position, key);
-        if (column < 0) {
-          std::string message = "unknown column \"";
-          message.append(key);
-          message.push_back('"');
-          reject_row(key.data(), key.size(), message, RejectKind::unknown_column);
-          row_ok = false;
+      int column = row_ok ? raw_lookup(position, field.key()) : -1;
+      if (column < 0) {
+        std::string_view key;
+        if (auto e = field.unescaped_key().get(key)) return syntax(e);
+        if (row_ok) {
+          column = lookup(position, key);
+          if (column < 0) {
+            std::string message = "unknown column \"";
+            message.append(key);
+            message.push_back('"');
+            reject_row(key.data(), key.size(), message, RejectKind::unknown_column);
+            row_ok = false;
+          }
         }
       }
       if (!value(field.value(), column, row_ok)) return false;

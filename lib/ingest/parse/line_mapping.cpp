@@ -293,7 +293,15 @@ struct LineMapper::Run {
     }
   }
 
-  void finish_row(RowEncoder& enc, uint32_t table_id) {
+  void finish_row(RowEncoder& enc, uint32_t table_id, TableKeys* keys) {
+    if (keys) {
+      switch (keys->resolve_row(enc)) {
+        case TableKeys::Outcome::ok: break;
+        case TableKeys::Outcome::missing: return;  // resolved later, then the body is parsed again
+        case TableKeys::Outcome::rejected: reject_line(keys->error_column(), keys->error(), RejectKind::invalid_value); return;
+        case TableKeys::Outcome::encoder: reject_encoder(enc); return;
+      }
+    }
     if (!m.blocks_.end_row(enc, table_id)) {
       reject_encoder(enc);
       return;
@@ -336,6 +344,8 @@ struct LineMapper::Run {
     RowEncoder& enc = *encoders[t->table_id];
     enc.set_precision(EpochPrecision::us);
     enc.begin_row();
+    TableKeys* keys = m.resolvers_ ? m.resolvers_->table(t->table_id) : nullptr;
+    if (keys) keys->begin_row();
 
     char digits[24];
     const auto r = std::to_chars(digits, digits + sizeof digits, floor_div_1000(line.timestamp_ns));
@@ -353,6 +363,10 @@ struct LineMapper::Run {
     m.unmapped_tags_.clear();
     for (size_t k = 0; k < line.tags.size(); ++k) {
       const LineTag& tag = line.tags[k];
+      if (int slot; keys && (slot = keys->slot(tag.key)) >= 0) {
+        keys->set(slot, tag.value);
+        continue;
+      }
       const int c = t->resolve(true, k, tag.key);
       if (c < 0) {
         if (!unmapped(*t, true, tag.key)) return;
@@ -371,6 +385,10 @@ struct LineMapper::Run {
     }
     for (size_t k = 0; k < line.fields.size(); ++k) {
       const LineField& f = line.fields[k];
+      if (int slot; keys && (slot = keys->slot(f.key)) >= 0) {
+        keys->set(slot, f.kind == LineFieldKind::boolean ? (f.boolean ? "true" : "false") : f.value);
+        continue;
+      }
       const int c = t->resolve(false, k, f.key);
       if (c < 0) {
         if (t->extra_column >= 0) {
@@ -416,7 +434,7 @@ struct LineMapper::Run {
         return;
       }
     }
-    finish_row(enc, t->table_id);
+    finish_row(enc, t->table_id, keys);
   }
 };
 

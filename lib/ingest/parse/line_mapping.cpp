@@ -309,6 +309,17 @@ struct LineMapper::Run {
     ++out.rows_accepted;
   }
 
+  // The resolver key slot of a tag/field: by its name, else by the column its rename names (so
+  // tags {"id": "sensor_id"} makes the tag id the key sensor_id); -1 when it is no key.
+  static int key_slot(const TableKeys& keys, const Target& t, bool tag, std::string_view name) {
+    const int slot = keys.slot(name);
+    if (slot >= 0) return slot;
+    const auto& renames = tag ? t.tag_columns : t.field_columns;
+    if (renames.empty()) return -1;
+    auto it = renames.find(name);
+    return it == renames.end() ? -1 : keys.slot(t.table->columns[it->second].name);
+  }
+
   // A name without a column: into the extra JSON object, dropped, or the line is rejected (false).
   bool unmapped(Target& t, bool tag, std::string_view name) {
     if (t.extra_column >= 0) {
@@ -363,7 +374,7 @@ struct LineMapper::Run {
     m.unmapped_tags_.clear();
     for (size_t k = 0; k < line.tags.size(); ++k) {
       const LineTag& tag = line.tags[k];
-      if (int slot; keys && (slot = keys->slot(tag.key)) >= 0) {
+      if (int slot; keys && (slot = key_slot(*keys, *t, true, tag.key)) >= 0) {
         keys->set(slot, tag.value);
         continue;
       }
@@ -385,7 +396,7 @@ struct LineMapper::Run {
     }
     for (size_t k = 0; k < line.fields.size(); ++k) {
       const LineField& f = line.fields[k];
-      if (int slot; keys && (slot = keys->slot(f.key)) >= 0) {
+      if (int slot; keys && (slot = key_slot(*keys, *t, false, f.key)) >= 0) {
         keys->set(slot, f.kind == LineFieldKind::boolean ? (f.boolean ? "true" : "false") : f.value);
         continue;
       }

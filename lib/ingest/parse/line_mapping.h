@@ -81,7 +81,8 @@ class LineMapper {  // one per IO thread; built from the mappings and the Catalo
              std::vector<std::unique_ptr<RowEncoder>>& encoders, size_t max_rows, LineParseResult& out);
 
   // Dimension resolvers of this thread (catalog/resolver.h), or nullptr. Tags and fields named by a
-  // resolver key of the line's table go to the resolver (before renames and columns); a line whose key
+  // resolver key of the line's table (by their own name, or by the column their rename names) go to the
+  // resolver instead of a column; a line whose key
   // is not cached is neither accepted nor rejected (the miss is recorded); an unknown key rejects it.
   void set_resolvers(ThreadResolvers* resolvers) { resolvers_ = resolvers; }
 

@@ -6,7 +6,7 @@ namespace sluice {
 
 bool PendingDatagrams::keep(IngestContext& ctx, const char* data, size_t size, uint64_t job, int round) {
   ThreadResolvers* r = ctx.resolvers();
-  if (round >= kMaxResolveRounds || items_.size() >= kMaxPendingDatagrams || bytes_ + size > kMaxPendingBytes) {
+  if (round + 1 >= kMaxResolveRounds || items_.size() >= kMaxPendingDatagrams || bytes_ + size > kMaxPendingBytes) {
     if (r) r->udp_dropped.store(r->udp_dropped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return false;
   }

@@ -7,7 +7,7 @@
 // (malformed datagram, rejected row, ring full) in the thread's IngestShard.
 //
 // Resolvers: a datagram whose rows need keys that are not cached yet is copied into a bounded queue
-// (kMaxPendingDatagrams / kMaxPendingBytes per handler; over the bound it is dropped and counted in
+// (kMaxPendingDatagrams / kMaxPendingBytes per handler, at most kMaxResolveRounds - 1 waits; beyond, it is dropped and counted in
 // sluice_resolver_udp_dropped_total) and parsed again once the resolver service has answered; other
 // datagrams go on meanwhile.
 #pragma once

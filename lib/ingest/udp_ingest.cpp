@@ -17,7 +17,7 @@ bool PendingDatagrams::keep(IngestContext& ctx, const char* data, size_t size, u
   item.round = round;
   bytes_ += size;
   items_.push_back(std::move(item));
-  if (r) r->udp_pending.store(items_.size(), std::memory_order_relaxed);
+  if (r) r->udp_pending.store(r->udp_pending.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   return true;
 }
 
@@ -28,7 +28,9 @@ std::deque<PendingDatagrams::Item> PendingDatagrams::take_up_to(IngestContext& c
     out.push_back(std::move(items_.front()));
     items_.pop_front();
   }
-  if (ThreadResolvers* r = ctx.resolvers()) r->udp_pending.store(items_.size(), std::memory_order_relaxed);
+  if (ThreadResolvers* r = ctx.resolvers()) {  // the gauge sums the handlers of the thread
+    r->udp_pending.store(r->udp_pending.load(std::memory_order_relaxed) - out.size(), std::memory_order_relaxed);
+  }
   return out;
 }
 

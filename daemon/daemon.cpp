@@ -24,6 +24,7 @@
 #include "batch/batcher.h"
 #include "catalog/catalog.h"
 #include "daemon/collectors.h"
+#include "daemon/resolver_metrics.h"
 #include "ingest/http/admin_server.h"
 #include "ingest/http/http_server.h"
 #include "ingest/http_write_service.h"
@@ -34,6 +35,7 @@
 #include "metrics/registry.h"
 #include "pg/connection.h"
 #include "pg/copy_writer.h"
+#include "pg/resolver_service.h"
 #include "policy/policy_manager.h"
 
 namespace sluice {
@@ -258,6 +260,22 @@ int run_daemon(const Config& config) {
     spdlog::info("event=line_protocol_mapped measurements={}", config.measurements.size());
   }
 
+  // Dimension resolvers (catalog/resolver.h): one set, a cache per IO thread, one service thread with
+  // its own connection for the misses. A resolver naming a missing table or column throws here.
+  std::vector<ResolverConfig> resolver_specs;
+  for (const auto& t : config.tables) resolver_specs.insert(resolver_specs.end(), t.resolvers.begin(), t.resolvers.end());
+  const ResolverSet resolver_set(catalog, resolver_specs);
+  std::unique_ptr<pg::ResolverService> resolver_service;
+  if (!resolver_set.empty()) {
+    resolver_service = std::make_unique<pg::ResolverService>(config.database.url, resolver_set);
+    for (auto& ctx : contexts) {
+      ctx->set_resolvers(std::make_unique<ThreadResolvers>(resolver_set, catalog.tables.size()), resolver_service.get());
+    }
+    resolver_service->start();
+    add_resolver_collector(registry, resolver_set, *resolver_service, contexts);
+    spdlog::info("event=resolvers_started resolvers={}", resolver_set.resolvers().size());
+  }
+
   // Policy manager (lib/policy): reconciles the timeseries blocks at start and every
   // policy.reconcile_interval on its own connection and thread; never on the ingest path. The
   // writers tell it the time range of every commit (late data → aggregate refresh, partitions).
@@ -445,6 +463,8 @@ int run_daemon(const Config& config) {
     });
     done.get_future().wait();
   }
+  // 2b. Requests and datagrams waiting for resolver keys are answered "unavailable" (503).
+  if (resolver_service) resolver_service->stop();
   // 3. Drain, flush, commit; acks post the answers to the IO threads, which are still running.
   batcher.stop_and_drain();
   writers.stop();

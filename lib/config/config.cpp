@@ -305,6 +305,7 @@ Config parse_config(const std::string& text, const std::string& source_name) {
             problems.push_back(path + ".timeseries.time_column: differs from " + path + ".time_column");
           }
         }
+        if (const json* rs = r.get("resolvers")) t.resolvers = parse_resolvers(*rs, path + ".resolvers", t.name, problems);
         if (!t.name.empty() && !names.insert(t.name).second) {
           problems.push_back(path + ".name: table \"" + t.name + "\" is listed twice");
         }

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/resolver_config.h"
 #include "config/timeseries.h"
 
 namespace sluice {
@@ -77,6 +78,7 @@ struct TableConfig {
   std::string time_column;               // optional; default: the first NOT NULL timestamptz column
   std::string conflict = "error";        // duplicate key: error (dead letter), ignore, update (pg/copy_writer.h)
   std::optional<TimeseriesConfig> timeseries;  // lifecycle managed by lib/policy (config/timeseries.h)
+  std::vector<ResolverConfig> resolvers;  // key columns looked up from business keys (config/resolver_config.h)
 };
 
 // One InfluxDB line protocol measurement → table mapping (the `measurements` array); turned into a

@@ -77,6 +77,10 @@ HttpWriteService::HttpWriteService(IngestContext& context, const HttpConfig& con
 }
 
 void HttpWriteService::handle(const WriteRequest& request, std::function<void(WriteResponse)> done) {
+  handle_round(request, std::move(done), 0);
+}
+
+void HttpWriteService::handle_round(const WriteRequest& request, std::function<void(WriteResponse)> done, int round) {
   if (ctx_.closing()) {
     done(error_response(503, "sluice is shutting down", 1));
     return;
@@ -110,6 +114,7 @@ void HttpWriteService::handle(const WriteRequest& request, std::function<void(Wr
   RowEncoder& encoder = ctx_.encoder(table->id);
   encoder.set_precision(precision);
   JsonParseResult& result = ctx_.scratch_result();
+  ctx_.clear_misses();
   ctx_.json_parser().parse(std::string_view(body.data(), body.size()), body.capacity(), shape, encoder, table->id,
                            max_rows_, result);
 
@@ -120,6 +125,24 @@ void HttpWriteService::handle(const WriteRequest& request, std::function<void(Wr
     r.body = "{\"error\":\"body is not valid JSON: " + json_escape(result.syntax_error) +
              "\",\"offset\":" + std::to_string(result.error_offset) + "}";
     done(std::move(r));
+    return;
+  }
+  // Resolver keys not cached yet: the rows wait (other requests of this thread go on), then the body
+  // is parsed again with the answers in the cache.
+  if (ctx_.resolvers() && ctx_.resolvers()->has_misses()) {
+    result.blocks.clear();
+    if (round + 1 >= kMaxResolveRounds) {
+      ctx_.clear_misses();
+      done(error_response(503, "resolver keys could not be settled, retry later", 1));
+      return;
+    }
+    ctx_.resolve_misses([this, request, done = std::move(done), round](const std::string& unavailable) mutable {
+      if (!unavailable.empty()) {
+        done(error_response(503, unavailable + " (retry later)", 1));
+        return;
+      }
+      handle_round(request, std::move(done), round + 1);
+    });
     return;
   }
   if (!result.blocks.empty() && !ctx_.has_room_for(result.blocks.size())) {

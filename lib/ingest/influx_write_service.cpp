@@ -79,6 +79,11 @@ InfluxWriteService::InfluxWriteService(IngestContext& context, const HttpConfig&
     : ctx_(context), max_rows_(config.max_rows_per_request), ack_timeout_(config.ack_timeout_ms) {}
 
 void InfluxWriteService::handle(const WriteRequest& request, std::function<void(WriteResponse)> done) {
+  handle_round(request, std::move(done), 0);
+}
+
+void InfluxWriteService::handle_round(const WriteRequest& request, std::function<void(WriteResponse)> done,
+                                      int round) {
   if (ctx_.closing()) {
     done(influx_error(503, "unavailable", "sluice is shutting down", 1));
     return;
@@ -112,9 +117,28 @@ void InfluxWriteService::handle(const WriteRequest& request, std::function<void(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
   LineParseResult& result = ctx_.scratch_result();
+  ctx_.clear_misses();
   mapper->parse(std::string_view(body.data(), body.size()), precision, now_ns, ctx_.encoders(), max_rows_,
                 result);
 
+  // Resolver keys not cached yet: the lines wait (other requests of this thread go on), then the body
+  // is parsed again with the answers in the cache.
+  if (ctx_.resolvers() && ctx_.resolvers()->has_misses()) {
+    result.blocks.clear();
+    if (round + 1 >= kMaxResolveRounds) {
+      ctx_.clear_misses();
+      done(influx_error(503, "unavailable", "resolver keys could not be settled, retry later", 1));
+      return;
+    }
+    ctx_.resolve_misses([this, request, done = std::move(done), round](const std::string& unavailable) mutable {
+      if (!unavailable.empty()) {
+        done(influx_error(503, "unavailable", unavailable + " (retry later)", 1));
+        return;
+      }
+      handle_round(request, std::move(done), round + 1);
+    });
+    return;
+  }
   if (result.rows_accepted == 0 && result.rows_rejected == 0) {
     ctx_.counters().http_bad_body.add();
     done(influx_error(400, "invalid", "writing requires points"));

@@ -38,6 +38,8 @@ class InfluxWriteService : public WriteHandler {
   void handle(const WriteRequest& request, std::function<void(WriteResponse)> done) override;
 
  private:
+  // `round` counts the parses of this request that waited for resolver keys (at most kMaxResolveRounds).
+  void handle_round(const WriteRequest& request, std::function<void(WriteResponse)> done, int round);
   IngestContext& ctx_;
   size_t max_rows_;
   std::chrono::milliseconds ack_timeout_;

@@ -1,11 +1,43 @@
 #include "ingest/ingest_context.h"
 
+#include <boost/asio/post.hpp>
+
 namespace sluice {
 
 IngestContext::IngestContext(boost::asio::io_context& io, BlockRing& ring, metrics::IngestShard& counters,
                              const Catalog& catalog, size_t max_errors_reported)
     : io_(io), ring_(ring), counters_(counters), catalog_(catalog), json_parser_(max_errors_reported) {
   for (const auto& t : catalog.tables) encoders_.push_back(std::make_unique<RowEncoder>(t));
+}
+
+void IngestContext::set_resolvers(std::unique_ptr<ThreadResolvers> resolvers, KeyResolverService* service) {
+  resolvers_ = std::move(resolvers);
+  resolver_service_ = service;
+  json_parser_.set_resolvers(resolvers_.get());
+  if (line_mapper_) line_mapper_->set_resolvers(resolvers_.get());
+}
+
+bool IngestContext::resolve_misses(std::function<void(const std::string& unavailable)> resume) {
+  if (!resolvers_ || !resolvers_->has_misses()) return false;
+  std::vector<KeyMiss> misses = resolvers_->take_misses();
+  if (!resolver_service_) {
+    resume("no resolver service");
+    return true;
+  }
+  resolver_service_->submit(std::move(misses), [this, resume = std::move(resume)](std::vector<ResolveResult> results) {
+    boost::asio::post(io_, [this, resume = std::move(resume), results = std::move(results)] {
+      resolvers_->apply(results, resolvers_->now_ns());
+      std::string unavailable;
+      for (const auto& r : results) {
+        if (r.status == ResolveStatus::unavailable) {
+          unavailable = "resolver: " + r.message;
+          break;
+        }
+      }
+      resume(unavailable);
+    });
+  });
+  return true;
 }
 
 void IngestContext::push_all(std::vector<BlockPtr>& blocks) {

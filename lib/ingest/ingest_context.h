@@ -6,12 +6,15 @@
 //                                                                 └─► IngestShard counters
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
 
 #include "catalog/catalog.h"
+#include "catalog/resolver.h"
 #include "catalog/row_encoder.h"
 #include "core/block.h"
 #include "ingest/parse/json_rows.h"
@@ -40,7 +43,22 @@ class IngestContext {
   // The line protocol mapper of this thread (HTTP /write, /api/v2/write and UDP "line"); null when
   // no measurements are configured.
   LineMapper* line_mapper() { return line_mapper_.get(); }
-  void set_line_mapper(std::unique_ptr<LineMapper> mapper) { line_mapper_ = std::move(mapper); }
+  void set_line_mapper(std::unique_ptr<LineMapper> mapper) {
+    line_mapper_ = std::move(mapper);
+    if (line_mapper_ && resolvers_) line_mapper_->set_resolvers(resolvers_.get());
+  }
+
+  // Dimension resolvers of this thread (null when none are configured); also handed to the parsers.
+  ThreadResolvers* resolvers() { return resolvers_.get(); }
+  void set_resolvers(std::unique_ptr<ThreadResolvers> resolvers, KeyResolverService* service);
+  // Call before a parse: forgets misses of an earlier parse that were not submitted.
+  void clear_misses() {
+    if (resolvers_) resolvers_->clear_misses();
+  }
+  // After a parse: when it recorded misses, submits them and returns true; `resume` then runs on this
+  // thread once they are answered and stored in the caches, with an empty string, or with the reason
+  // when the database could not be asked (answer 503; nothing was cached).
+  bool resolve_misses(std::function<void(const std::string& unavailable)> resume);
 
   // Once closing, no block is pushed any more (shutdown: the batcher may then drain the ring).
   bool closing() const { return closing_; }
@@ -71,6 +89,8 @@ class IngestContext {
   std::vector<std::unique_ptr<RowEncoder>> encoders_;
   JsonParseResult result_;
   std::unique_ptr<LineMapper> line_mapper_;
+  std::unique_ptr<ThreadResolvers> resolvers_;
+  KeyResolverService* resolver_service_ = nullptr;
   bool closing_ = false;
 };
 

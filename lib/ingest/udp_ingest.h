@@ -5,7 +5,15 @@
 //
 // UDP is fire-and-forget: nothing is acknowledged, and every loss is counted by cause
 // (malformed datagram, rejected row, ring full) in the thread's IngestShard.
+//
+// Resolvers: a datagram whose rows need keys that are not cached yet is copied into a bounded queue
+// (kMaxPendingDatagrams / kMaxPendingBytes per handler, at most kMaxResolveRounds - 1 waits; beyond, it is dropped and counted in
+// sluice_resolver_udp_dropped_total) and parsed again once the resolver service has answered; other
+// datagrams go on meanwhile.
 #pragma once
+
+#include <deque>
+#include <string>
 
 #include "config/config.h"
 #include "ingest/ingest_context.h"
@@ -13,12 +21,37 @@
 
 namespace sluice {
 
+inline constexpr size_t kMaxPendingDatagrams = 1024;
+inline constexpr size_t kMaxPendingBytes = 8u << 20;
+
+// Datagrams of one handler waiting for resolver keys.
+class PendingDatagrams {
+ public:
+  struct Item {
+    std::string data;  // capacity >= size + 64
+    uint64_t job = 0;  // the resolve_misses() call it waits for
+    int round = 0;
+  };
+  // Keeps a copy; false (and counted as dropped) over the bounds or after kMaxResolveRounds rounds.
+  bool keep(IngestContext& ctx, const char* data, size_t size, uint64_t job, int round);
+  // Removes and returns the datagrams waiting for jobs <= job (answers come back in order).
+  std::deque<Item> take_up_to(IngestContext& ctx, uint64_t job);
+
+ private:
+  std::deque<Item> items_;
+  size_t bytes_ = 0;
+};
+
 class UdpIngest : public DatagramHandler {
  public:
   UdpIngest(IngestContext& context, const TableSchema& table, EpochPrecision precision);
   void on_datagram(const char* data, std::size_t size, std::size_t capacity) override;
 
  private:
+  void process(const char* data, std::size_t size, std::size_t capacity, int round);
+  void wait_for_keys(const char* data, std::size_t size, int round);
+  PendingDatagrams pending_;
+  uint64_t jobs_ = 0;
   IngestContext& ctx_;
   const TableSchema& table_;
   EpochPrecision precision_;
@@ -32,6 +65,10 @@ class UdpLineIngest : public DatagramHandler {
   void on_datagram(const char* data, std::size_t size, std::size_t capacity) override;
 
  private:
+  void process(const char* data, std::size_t size, int round);
+  void wait_for_keys(const char* data, std::size_t size, int round);
+  PendingDatagrams pending_;
+  uint64_t jobs_ = 0;
   IngestContext& ctx_;
   EpochPrecision precision_;
 };

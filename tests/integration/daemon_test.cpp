@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "catalog/catalog.h"
+#include "catalog/resolver.h"
 #include "config/config.h"
 #include "pg/connection.h"
 #include "pg/migrate.h"
@@ -142,6 +143,9 @@ TEST(DaemonCli, ShippedConfigsMatchTheMigratedSchema) {
     Catalog catalog;
     ASSERT_NO_THROW(catalog = load_catalog(conn.get(), specs)) << file;
     EXPECT_EQ(catalog.tables.size(), c.tables.size()) << file;
+    std::vector<ResolverConfig> resolvers;  // their tables and columns exist too
+    for (const auto& t : c.tables) resolvers.insert(resolvers.end(), t.resolvers.begin(), t.resolvers.end());
+    EXPECT_NO_THROW(ResolverSet(catalog, resolvers)) << file;
   }
 }
 

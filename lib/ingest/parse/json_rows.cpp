@@ -27,6 +27,7 @@ struct JsonRowParser::Impl {
   std::vector<int> key_cache;
   const TableSchema* key_cache_table = nullptr;
   RowBlocks blocks;
+  ThreadResolvers* resolvers = nullptr;
 };
 
 namespace {
@@ -44,8 +45,9 @@ std::string_view trim_right(std::string_view s) {
 class Run {
  public:
   Run(od::parser& parser, std::vector<int>& key_cache, RowBlocks& blocks, RowEncoder& enc, JsonParseResult& out,
-      uint32_t table_id, size_t max_rows, size_t max_errors)
-      : parser_(parser),
+      uint32_t table_id, size_t max_rows, size_t max_errors, TableKeys* keys)
+      : keys_(keys),
+        parser_(parser),
         key_cache_(key_cache),
         blocks_(blocks),
         enc_(enc),
@@ -205,14 +207,21 @@ class Run {
     const bool over_limit = row_ >= max_rows_;
     bool row_ok = !over_limit;
     if (row_ok) enc_.begin_row();
+    if (keys_) keys_->begin_row();
     size_t position = 0;
     for (auto field_result : obj) {
       od::field field;
       if (auto e = std::move(field_result).get(field)) return syntax(e);
-      int column = row_ok ? raw_lookup(position, field.key()) : -1;
+      // A resolver key takes precedence over a column of the same name (e.g. a registered sensor_id).
+      int column = row_ok && !keys_ ? raw_lookup(position, field.key()) : -1;
       if (column < 0) {
         std::string_view key;
         if (auto e = field.unescaped_key().get(key)) return syntax(e);
+        if (int slot; row_ok && keys_ && (slot = keys_->slot(key)) >= 0) {
+          if (!key_value(field.value(), slot, row_ok)) return false;
+          ++position;
+          continue;
+        }
         if (row_ok) {
           column = lookup(position, key);
           if (column < 0) {
@@ -303,7 +312,51 @@ class Run {
     return syntax(what);
   }
 
+  // A resolver key's value (scalars only; null = absent). Returns false on a syntax error.
+  bool key_value(od::value v, int slot, bool& row_ok) {
+    od::json_type t;
+    if (auto e = v.type().get(t)) return syntax(e);
+    if (t == od::json_type::string) {
+      std::string_view s;
+      if (auto e = v.get_string().get(s)) return syntax(e);
+      keys_->set(slot, s);
+    } else if (t == od::json_type::number) {
+      const std::string_view token = trim_right(v.raw_json_token());
+      if (!is_json_number_token(token)) return syntax("invalid number");
+      keys_->set(slot, token);
+    } else if (t == od::json_type::boolean) {
+      bool b = false;
+      if (auto e = v.get_bool().get(b)) return syntax(e);
+      keys_->set(slot, b ? "true" : "false");
+    } else if (t != od::json_type::null) {
+      bool ignored = false;
+      if (!value(v, -1, ignored)) return false;  // validates the nested value
+      std::string message = "resolver key \"";
+      message.append(keys_->name(slot));
+      message.append("\": expected a string, number or boolean");
+      reject_row(nullptr, 0, message, RejectKind::invalid_value);
+      row_ok = false;
+    } else {
+      bool is_null = false;
+      if (auto e = v.is_null().get(is_null)) return syntax(e);
+      if (!is_null) return syntax("invalid literal");
+    }
+    return true;
+  }
+
   void finish_row() {
+    if (keys_) {
+      switch (keys_->resolve_row(enc_)) {
+        case TableKeys::Outcome::ok: break;
+        case TableKeys::Outcome::missing: return;  // resolved later, then the body is parsed again
+        case TableKeys::Outcome::rejected: {
+          const std::string& c = keys_->error_column();
+          reject_row(c.data(), c.size(), keys_->error(), RejectKind::invalid_value);
+          return;
+        }
+        case TableKeys::Outcome::encoder: reject_encoder_error(); return;
+      }
+    }
     if (!blocks_.end_row(enc_, table_id_)) {
       reject_encoder_error();
       return;
@@ -311,6 +364,7 @@ class Run {
     ++out_.rows_accepted;
   }
 
+  TableKeys* const keys_;  // resolver keys of the table, or nullptr
   od::parser& parser_;
   std::vector<int>& key_cache_;
   RowBlocks& blocks_;
@@ -342,6 +396,8 @@ void reset(JsonParseResult& out) {
 JsonRowParser::JsonRowParser(size_t max_errors) : impl_(std::make_unique<Impl>()), max_errors_(max_errors) {}
 JsonRowParser::~JsonRowParser() = default;
 
+void JsonRowParser::set_resolvers(ThreadResolvers* resolvers) { impl_->resolvers = resolvers; }
+
 void JsonRowParser::parse(std::string_view body, size_t capacity, JsonShape shape, RowEncoder& encoder,
                           uint32_t table_id, size_t max_rows, JsonParseResult& out) {
   reset(out);
@@ -355,7 +411,8 @@ void JsonRowParser::parse(std::string_view body, size_t capacity, JsonShape shap
     impl_->key_cache_table = &encoder.table();
   }
   impl_->blocks.begin(out.blocks, table_id + 1, body.size() / 2 + 256);
-  Run run(impl_->parser, impl_->key_cache, impl_->blocks, encoder, out, table_id, max_rows, max_errors_);
+  TableKeys* keys = impl_->resolvers ? impl_->resolvers->table(table_id) : nullptr;
+  Run run(impl_->parser, impl_->key_cache, impl_->blocks, encoder, out, table_id, max_rows, max_errors_, keys);
   const bool ok = shape == JsonShape::ndjson ? run.ndjson(body, capacity) : run.document(body, capacity);
   if (!ok) {
     // Bad path: find the offset of the first problem with the strict checker.

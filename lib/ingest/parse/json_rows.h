@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "catalog/resolver.h"
 #include "catalog/row_encoder.h"
 #include "core/block.h"
 
@@ -77,6 +78,11 @@ class JsonRowParser {  // one per IO thread, reused; owns a simdjson::ondemand::
   // Blocks get table_id, column_mask, rows, min_time/max_time and data; ack is left empty.
   void parse(std::string_view body, size_t capacity, JsonShape shape, RowEncoder& encoder, uint32_t table_id,
              size_t max_rows, JsonParseResult& out);
+
+  // Dimension resolvers of this thread (catalog/resolver.h), or nullptr. Members named by a resolver
+  // key of the table go to the resolver, not to columns; a row whose key is not cached is neither
+  // accepted nor rejected (the miss is recorded in `resolvers`); an unknown key rejects the row.
+  void set_resolvers(ThreadResolvers* resolvers);
 
  private:
   struct Impl;

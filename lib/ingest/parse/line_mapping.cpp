@@ -292,12 +292,31 @@ struct LineMapper::Run {
     }
   }
 
-  void finish_row(RowEncoder& enc, uint32_t table_id) {
+  void finish_row(RowEncoder& enc, uint32_t table_id, TableKeys* keys) {
+    if (keys) {
+      switch (keys->resolve_row(enc)) {
+        case TableKeys::Outcome::ok: break;
+        case TableKeys::Outcome::missing: return;  // resolved later, then the body is parsed again
+        case TableKeys::Outcome::rejected: reject_line(keys->error_column(), keys->error(), RejectKind::invalid_value); return;
+        case TableKeys::Outcome::encoder: reject_encoder(enc); return;
+      }
+    }
     if (!m.blocks_.end_row(enc, table_id)) {
       reject_encoder(enc);
       return;
     }
     ++out.rows_accepted;
+  }
+
+  // The resolver key slot of a tag/field: by its name, else by the column its rename names (so
+  // tags {"id": "sensor_id"} makes the tag id the key sensor_id); -1 when it is no key.
+  static int key_slot(const TableKeys& keys, const Target& t, bool tag, std::string_view name) {
+    const int slot = keys.slot(name);
+    if (slot >= 0) return slot;
+    const auto& renames = tag ? t.tag_columns : t.field_columns;
+    if (renames.empty()) return -1;
+    auto it = renames.find(name);
+    return it == renames.end() ? -1 : keys.slot(t.table->columns[it->second].name);
   }
 
   // A name without a column: into the extra JSON object, dropped, or the line is rejected (false).
@@ -335,6 +354,8 @@ struct LineMapper::Run {
     RowEncoder& enc = *encoders[t->table_id];
     enc.set_precision(EpochPrecision::us);
     enc.begin_row();
+    TableKeys* keys = m.resolvers_ ? m.resolvers_->table(t->table_id) : nullptr;
+    if (keys) keys->begin_row();
 
     if (!enc.put_unix_micros(t->time_column, floor_div_1000(line.timestamp_ns))) {
       reject_encoder(enc);
@@ -349,6 +370,10 @@ struct LineMapper::Run {
     m.unmapped_tags_.clear();
     for (size_t k = 0; k < line.tags.size(); ++k) {
       const LineTag& tag = line.tags[k];
+      if (int slot; keys && (slot = key_slot(*keys, *t, true, tag.key)) >= 0) {
+        keys->set(slot, tag.value);
+        continue;
+      }
       const int c = t->resolve(true, k, tag.key);
       if (c < 0) {
         if (!unmapped(*t, true, tag.key)) return;
@@ -367,6 +392,10 @@ struct LineMapper::Run {
     }
     for (size_t k = 0; k < line.fields.size(); ++k) {
       const LineField& f = line.fields[k];
+      if (int slot; keys && (slot = key_slot(*keys, *t, false, f.key)) >= 0) {
+        keys->set(slot, f.kind == LineFieldKind::boolean ? (f.boolean ? "true" : "false") : f.value);
+        continue;
+      }
       const int c = t->resolve(false, k, f.key);
       if (c < 0) {
         if (t->extra_column >= 0) {
@@ -412,7 +441,7 @@ struct LineMapper::Run {
         return;
       }
     }
-    finish_row(enc, t->table_id);
+    finish_row(enc, t->table_id, keys);
   }
 };
 

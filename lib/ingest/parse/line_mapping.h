@@ -80,6 +80,12 @@ class LineMapper {  // one per IO thread; built from the mappings and the Catalo
   void parse(std::string_view body, EpochPrecision precision, int64_t now_ns,
              std::vector<std::unique_ptr<RowEncoder>>& encoders, size_t max_rows, LineParseResult& out);
 
+  // Dimension resolvers of this thread (catalog/resolver.h), or nullptr. Tags and fields named by a
+  // resolver key of the line's table (by their own name, or by the column their rename names) go to the
+  // resolver instead of a column; a line whose key
+  // is not cached is neither accepted nor rejected (the miss is recorded); an unknown key rejects it.
+  void set_resolvers(ThreadResolvers* resolvers) { resolvers_ = resolvers; }
+
  private:
   struct Target;
   struct Run;
@@ -97,6 +103,7 @@ class LineMapper {  // one per IO thread; built from the mappings and the Catalo
   std::string json_;                     // the extra JSON object of the current line
   std::vector<uint32_t> unmapped_tags_;  // indexes of the current line's tags without a column
   RowBlocks blocks_;                     // files rows under their (table, column set) block
+  ThreadResolvers* resolvers_ = nullptr;
 };
 
 }  // namespace sluice

@@ -160,6 +160,56 @@ TEST_F(ConfigTest, MeasurementProblemsAreAllListed) {
   EXPECT_EQ(p.size(), want.size()) << ::testing::PrintToString(p);
 }
 
+TEST_F(ConfigTest, ResolversBothForms) {
+  const Config c = parse_config(R"({"database": {"url": "x"}, "tables": [{"name": "obs", "resolvers": [
+      {"column": "series_id", "keys": ["ba", "type", "subtype"], "nullable_keys": ["subtype"], "unknown": "create",
+       "lookup_sql": "SELECT 1", "create_sql": "INSERT 1", "negative_ttl_ms": 500, "cache_size": 10},
+      {"column": "kind", "keys": ["k"], "lookup_table": "flux.kinds", "match": ["name"], "id_column": "id"}]}]})",
+                                "t");
+  ASSERT_EQ(c.tables[0].resolvers.size(), 2u);
+  const ResolverConfig& a = c.tables[0].resolvers[0];
+  EXPECT_EQ(a.table, "obs");
+  EXPECT_EQ(a.column, "series_id");
+  EXPECT_EQ(a.keys, (std::vector<std::string>{"ba", "type", "subtype"}));
+  EXPECT_EQ(a.nullable_keys, (std::vector<std::string>{"subtype"}));
+  EXPECT_EQ(a.unknown, UnknownKeyRule::create);
+  EXPECT_EQ(a.lookup_sql, "SELECT 1");
+  EXPECT_EQ(a.create_sql, "INSERT 1");
+  EXPECT_EQ(a.negative_ttl_ms, 500);
+  EXPECT_EQ(a.cache_size, 10u);
+  const ResolverConfig& b = c.tables[0].resolvers[1];
+  EXPECT_EQ(b.unknown, UnknownKeyRule::reject);
+  EXPECT_EQ(b.lookup_table, "flux.kinds");
+  EXPECT_EQ(b.match, (std::vector<std::string>{"name"}));
+  EXPECT_EQ(b.id_column, "id");
+  EXPECT_EQ(b.negative_ttl_ms, 30000);
+}
+
+TEST_F(ConfigTest, ResolverProblemsNameTheirPath) {
+  const auto p = problems(R"({"database": {"url": "x"}, "tables": [{"name": "obs", "resolvers": [
+      {"keys": [], "unknown": "maybe", "lookup_table": "t", "lookup_sql": "S", "colour": 1},
+      {"column": "a", "keys": ["k", "k"], "nullable_keys": ["z"], "lookup_table": "t", "match": ["x", "y", "z"]},
+      {"column": "b", "keys": ["k"], "unknown": "create", "lookup_sql": "S", "id_column": "id"},
+      {"column": "b", "keys": ["k"], "lookup_table": "t", "match": ["m"], "id_column": "id",
+       "create_values": {"type": "x"}, "cache_size": 0}]}]})");
+  auto has = [&](const std::string& s) { return std::find(p.begin(), p.end(), s) != p.end(); };
+  const std::string r = "tables[0].resolvers";
+  EXPECT_TRUE(has(r + "[0].colour: unknown setting"));
+  EXPECT_TRUE(has(r + "[0].column: required"));
+  EXPECT_TRUE(has(r + "[0].keys: must name at least one key"));
+  EXPECT_TRUE(has(r + "[0].unknown: \"maybe\" is not one of reject, create"));
+  EXPECT_TRUE(has(r + "[0]: give either lookup_table (declarative form) or lookup_sql (SQL form), not both"));
+  EXPECT_TRUE(has(r + "[1].keys: \"k\" is listed twice"));
+  EXPECT_TRUE(has(r + "[1].nullable_keys: \"z\" is not one of keys"));
+  EXPECT_TRUE(has(r + "[1].match: 3 columns for 2 keys (one match column per key)"));
+  EXPECT_TRUE(has(r + "[1].id_column: required with lookup_table"));
+  EXPECT_TRUE(has(r + "[2].id_column: belongs to the declarative form (lookup_table)"));
+  EXPECT_TRUE(has(r + "[2].create_sql: required with unknown \"create\" and lookup_sql"));
+  EXPECT_TRUE(has(r + "[3].cache_size: 0 is out of range [1, 100000000]"));
+  EXPECT_TRUE(has(r + "[3].unknown: create_sql/create_values are only used with unknown \"create\""));
+  EXPECT_TRUE(has(r + "[3].column: \"b\" has more than one resolver"));
+}
+
 TEST(SplitHostPort, AcceptsHostPortAndBracketedV6) {
   std::string host;
   uint16_t port = 0;

@@ -8,6 +8,17 @@ IngestContext::IngestContext(boost::asio::io_context& io, BlockRing& ring, metri
   for (const auto& t : catalog.tables) encoders_.push_back(std::make_unique<RowEncoder>(t));
 }
 
+BackpressureAdvice IngestContext::refuse_ring_full() {
+  BackpressureAdvice a;
+  if (backpressure_) a = backpressure_->when_full();
+  if (a.status == 503) {
+    counters_.http_database_down.add();
+  } else {
+    counters_.http_ring_full.add();
+  }
+  return a;
+}
+
 void IngestContext::push_all(std::vector<BlockPtr>& blocks) {
   for (auto& b : blocks) {
     // Cannot fail: the caller checked has_room_for() and this thread is the only producer.

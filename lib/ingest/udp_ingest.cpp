@@ -4,13 +4,24 @@
 
 namespace sluice {
 
-UdpIngest::UdpIngest(IngestContext& context, const TableSchema& table, EpochPrecision precision)
-    : ctx_(context), table_(table), precision_(precision) {}
+namespace {
+
+metrics::UdpListenerDrops* listener_drops(IngestContext& ctx, int listener) {
+  auto& per_listener = ctx.counters().udp_listeners;
+  return listener >= 0 && static_cast<size_t>(listener) < per_listener.size() ? &per_listener[static_cast<size_t>(listener)]
+                                                                               : nullptr;
+}
+
+}  // namespace
+
+UdpIngest::UdpIngest(IngestContext& context, const TableSchema& table, EpochPrecision precision, int listener)
+    : ctx_(context), table_(table), precision_(precision), drops_(listener_drops(context, listener)) {}
 
 void UdpIngest::on_datagram(const char* data, std::size_t size, std::size_t capacity) {
   ctx_.counters().udp_datagrams.add();
   if (ctx_.closing()) {
     ctx_.counters().udp_ring_full.add();
+    if (drops_) drops_->ring_full.add();
     return;
   }
   RowEncoder& encoder = ctx_.encoder(table_.id);
@@ -20,10 +31,12 @@ void UdpIngest::on_datagram(const char* data, std::size_t size, std::size_t capa
                            SIZE_MAX, result);
   if (!result.syntax_ok) {
     ctx_.counters().udp_malformed.add();
+    if (drops_) drops_->malformed.add();
     return;
   }
   if (!result.blocks.empty() && !ctx_.has_room_for(result.blocks.size())) {
     ctx_.counters().udp_ring_full.add();
+    if (drops_) drops_->ring_full.add();
     result.blocks.clear();
     return;
   }
@@ -31,14 +44,15 @@ void UdpIngest::on_datagram(const char* data, std::size_t size, std::size_t capa
   ctx_.push_all(result.blocks);
 }
 
-UdpLineIngest::UdpLineIngest(IngestContext& context, EpochPrecision precision)
-    : ctx_(context), precision_(precision) {}
+UdpLineIngest::UdpLineIngest(IngestContext& context, EpochPrecision precision, int listener)
+    : ctx_(context), precision_(precision), drops_(listener_drops(context, listener)) {}
 
 void UdpLineIngest::on_datagram(const char* data, std::size_t size, std::size_t /*capacity*/) {
   ctx_.counters().udp_datagrams.add();
   LineMapper* mapper = ctx_.line_mapper();
   if (ctx_.closing() || !mapper) {
     ctx_.counters().udp_ring_full.add();
+    if (drops_) drops_->ring_full.add();
     return;
   }
   const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -49,6 +63,7 @@ void UdpLineIngest::on_datagram(const char* data, std::size_t size, std::size_t 
   if (result.rows_accepted == 0 && result.rows_rejected == 0) return;  // blank or comments only
   if (!result.blocks.empty() && !ctx_.has_room_for(result.blocks.size())) {
     ctx_.counters().udp_ring_full.add();
+    if (drops_) drops_->ring_full.add();
     result.blocks.clear();
     return;
   }

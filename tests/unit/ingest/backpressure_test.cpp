@@ -2,6 +2,10 @@
 // rate over samples, and the advice of a full ring with the database up and down.
 #include "ingest/backpressure.h"
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 namespace sluice {
@@ -82,6 +86,35 @@ TEST(Backpressure, FullRingAdviceFollowsTheDrainRateAndTheDatabase) {
   a = bp.when_full(t0 + 5s);
   EXPECT_EQ(a.status, 429u);
   EXPECT_EQ(a.retry_after_s, 1u);
+}
+
+// Every IO thread asks at once (run under TSan by scripts/test's tsan tree).
+TEST(Backpressure, ConcurrentCallersGetSaneAdvice) {
+  std::atomic<uint64_t> drained{0};
+  std::atomic<bool> up{true};
+  Backpressure bp([&] {
+    DeliverySample s;
+    s.drained_rows = drained.load();
+    s.backlog_rows = 1000;
+    s.database_up = up.load();
+    return s;
+  });
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) {
+        if (t == 0) {
+          drained.fetch_add(10);
+          if (i % 500 == 0) up.store(!up.load());
+        }
+        const auto a = (t == 1) ? (bp.tick(), bp.when_full()) : bp.when_full();
+        if ((a.status != 429 && a.status != 503) || a.retry_after_s < 1 || a.retry_after_s > 30) ++bad;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
 }
 
 }  // namespace

@@ -301,6 +301,30 @@ int run_daemon(const Config& config) {
     wopts.conflict.push_back(mode);
   }
   pg::WriterPool writers(catalog, wopts);
+  // A full ring answers 429 with a Retry-After from the drain rate, or 503 while no writer is
+  // connected (ingest/backpressure.h). Drained = rows the writers are done with; backlog =
+  // rows accepted by the IO threads and not drained yet.
+  BackpressureOptions bp_options;
+  bp_options.outage_s = static_cast<unsigned>(
+      std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(wopts.reconnect_max).count()));
+  Backpressure backpressure(
+      [&registry, &writers] {
+        DeliverySample s;
+        const auto& ws = writers.stats();
+        for (size_t t = 0; t < ws.committed_rows.size(); ++t) {
+          s.drained_rows += ws.committed_rows[t].load(std::memory_order_relaxed) +
+                            ws.failed_rows[t].load(std::memory_order_relaxed);
+        }
+        uint64_t accepted = 0;
+        for (int i = 0; i < registry.shard_count(); ++i) {
+          for (const auto& c : registry.shard(i).tables) accepted += c.rows_accepted.get();
+        }
+        s.backlog_rows = accepted > s.drained_rows ? accepted - s.drained_rows : 0;
+        s.database_up = writers.connected();
+        return s;
+      },
+      bp_options);
+  for (auto& c : contexts) c->set_backpressure(&backpressure);
   std::vector<BlockRing*> ring_ptrs;
   for (auto& r : rings) ring_ptrs.push_back(r.get());
   BatchLimits limits;
@@ -339,16 +363,24 @@ int run_daemon(const Config& config) {
 
   std::vector<std::unique_ptr<DatagramHandler>> udp_ingests;
   std::vector<std::unique_ptr<UdpListener>> udp_listeners;
+  {
+    // sluice_udp_datagrams_dropped_total{listener, cause}: set before the IO threads run.
+    std::vector<std::string> names;
+    for (const auto& uc : config.udp) names.push_back(uc.listen);
+    registry.set_udp_listeners(std::move(names), [&udp_listeners](size_t i) -> uint64_t {
+      return i < udp_listeners.size() ? udp_listeners[i]->stats().kernel_drops.load(std::memory_order_relaxed) : 0;
+    });
+  }
   for (size_t u = 0; u < config.udp.size(); ++u) {
     const auto& uc = config.udp[u];
     const int thread = static_cast<int>(u % static_cast<size_t>(io_threads));
     EpochPrecision precision = EpochPrecision::s;
     parse_epoch_precision(uc.precision, precision);
     if (uc.format == "line") {
-      udp_ingests.push_back(std::make_unique<UdpLineIngest>(*contexts[thread], precision));
+      udp_ingests.push_back(std::make_unique<UdpLineIngest>(*contexts[thread], precision, static_cast<int>(u)));
     } else {
       const TableSchema* table = catalog.find(uc.table);
-      udp_ingests.push_back(std::make_unique<UdpIngest>(*contexts[thread], *table, precision));
+      udp_ingests.push_back(std::make_unique<UdpIngest>(*contexts[thread], *table, precision, static_cast<int>(u)));
     }
     UdpOptions uo;
     uo.listen = uc.listen;

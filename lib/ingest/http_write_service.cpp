@@ -146,9 +146,11 @@ void HttpWriteService::handle_round(const WriteRequest& request, std::function<v
     return;
   }
   if (!result.blocks.empty() && !ctx_.has_room_for(result.blocks.size())) {
-    ctx_.counters().http_ring_full.add();
     result.blocks.clear();
-    done(error_response(429, "ingest queue is full, retry later", 1));
+    const BackpressureAdvice a = ctx_.refuse_ring_full();
+    done(a.status == 503 ? error_response(503, "the database is unavailable and the ingest queue is full, retry later",
+                                          a.retry_after_s)
+                         : error_response(429, "ingest queue is full, retry later", a.retry_after_s));
     return;
   }
   ctx_.count(table->id, body.size(), result);

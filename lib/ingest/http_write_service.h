@@ -6,7 +6,8 @@
 //
 // Status codes: 200 every row stored; 400 some or all rows rejected (the good ones are still
 // stored; the body lists the bad ones), or the body is not JSON (with the byte offset); 404 unknown
-// table; 429 ring full (Retry-After); 503 shutting down; 500 the database refused the rows;
+// table; 429 ring full / 503 ring full while the database is down (Retry-After from
+// the drain rate: ingest/backpressure.h); 503 shutting down; 500 the database refused the rows;
 // 504 the commit did not happen within http.ack_timeout_ms (the rows may still be committed later).
 #pragma once
 

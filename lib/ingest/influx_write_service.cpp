@@ -145,9 +145,12 @@ void InfluxWriteService::handle_round(const WriteRequest& request, std::function
     return;
   }
   if (!result.blocks.empty() && !ctx_.has_room_for(result.blocks.size())) {
-    ctx_.counters().http_ring_full.add();
     result.blocks.clear();
-    done(influx_error(429, "too many requests", "ingest queue is full, retry later", 1));
+    const BackpressureAdvice a = ctx_.refuse_ring_full();
+    done(a.status == 503 ? influx_error(503, "unavailable",
+                                        "the database is unavailable and the ingest queue is full, retry later",
+                                        a.retry_after_s)
+                         : influx_error(429, "too many requests", "ingest queue is full, retry later", a.retry_after_s));
     return;
   }
   ctx_.count_lines(body.size(), result);

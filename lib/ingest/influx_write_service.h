@@ -8,7 +8,8 @@
 // Answers: 204 (no body) every line was written; 400 {"code":"invalid","message":"partial write: W lines
 // written, N lines rejected; first: …","line":<first bad line>,"errors":[{"line":L,"message":"line L: …"}]}
 // when some or all lines were refused (the good ones are stored, as InfluxDB 3 / Cloud do), or a bad
-// precision / empty body; 429 ring full and 503 shutting down (Retry-After: 1); 500 the database refused
+// precision / empty body; 429 ring full, 503 ring full while the database is down
+// (Retry-After from the drain rate: ingest/backpressure.h), 503 shutting down (Retry-After: 1); 500 the database refused
 // the rows; 504 no commit within http.ack_timeout_ms. Error bodies are {"code":…,"message":…}.
 // Precision: v1 n|ns|u|us|ms|s (m and h are refused with 400), v2 ns|us|ms|s; default ns.
 // db/rp/org/bucket and Authorization are accepted and not used (measurements alone pick tables).

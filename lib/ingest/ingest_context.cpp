@@ -38,6 +38,15 @@ bool IngestContext::resolve_misses(std::function<void(const std::string& unavail
     });
   });
   return true;
+BackpressureAdvice IngestContext::refuse_ring_full() {
+  BackpressureAdvice a;
+  if (backpressure_) a = backpressure_->when_full();
+  if (a.status == 503) {
+    counters_.http_database_down.add();
+  } else {
+    counters_.http_ring_full.add();
+  }
+  return a;
 }
 
 void IngestContext::push_all(std::vector<BlockPtr>& blocks) {

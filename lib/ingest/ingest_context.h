@@ -16,6 +16,7 @@
 #include "catalog/catalog.h"
 #include "catalog/resolver.h"
 #include "catalog/row_encoder.h"
+#include "ingest/backpressure.h"
 #include "core/block.h"
 #include "ingest/parse/json_rows.h"
 #include "ingest/parse/line_mapping.h"
@@ -68,6 +69,12 @@ class IngestContext {
   // between this check and the pushes that follow it.
   bool has_room_for(size_t blocks) const { return ring_.capacity() - ring_.size_approx() >= blocks; }
 
+  // What a request that does not fit in the ring gets (ingest/backpressure.h): 429, or 503 while
+  // the database is down, with a Retry-After. Without a Backpressure set: 429, Retry-After 1.
+  // Counts the refusal (http_ring_full or http_database_down).
+  BackpressureAdvice refuse_ring_full();
+  void set_backpressure(Backpressure* backpressure) { backpressure_ = backpressure; }
+
   // Moves each block into the ring; call only after has_room_for(blocks.size()).
   void push_all(std::vector<BlockPtr>& blocks);
 
@@ -92,6 +99,7 @@ class IngestContext {
   std::unique_ptr<ThreadResolvers> resolvers_;
   KeyResolverService* resolver_service_ = nullptr;
   bool closing_ = false;
+  Backpressure* backpressure_ = nullptr;
 };
 
 }  // namespace sluice

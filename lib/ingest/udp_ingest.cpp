@@ -4,6 +4,16 @@
 
 namespace sluice {
 
+namespace {
+
+metrics::UdpListenerDrops* listener_drops(IngestContext& ctx, int listener) {
+  auto& per_listener = ctx.counters().udp_listeners;
+  return listener >= 0 && static_cast<size_t>(listener) < per_listener.size() ? &per_listener[static_cast<size_t>(listener)]
+                                                                               : nullptr;
+}
+
+}  // namespace
+
 bool PendingDatagrams::keep(IngestContext& ctx, const char* data, size_t size, uint64_t job, int round) {
   ThreadResolvers* r = ctx.resolvers();
   if (round + 1 >= kMaxResolveRounds || items_.size() >= kMaxPendingDatagrams || bytes_ + size > kMaxPendingBytes) {
@@ -34,8 +44,8 @@ std::deque<PendingDatagrams::Item> PendingDatagrams::take_up_to(IngestContext& c
   return out;
 }
 
-UdpIngest::UdpIngest(IngestContext& context, const TableSchema& table, EpochPrecision precision)
-    : ctx_(context), table_(table), precision_(precision) {}
+UdpIngest::UdpIngest(IngestContext& context, const TableSchema& table, EpochPrecision precision, int listener)
+    : ctx_(context), table_(table), precision_(precision), drops_(listener_drops(context, listener)) {}
 
 void UdpIngest::on_datagram(const char* data, std::size_t size, std::size_t capacity) {
   ctx_.counters().udp_datagrams.add();
@@ -45,6 +55,7 @@ void UdpIngest::on_datagram(const char* data, std::size_t size, std::size_t capa
 void UdpIngest::process(const char* data, std::size_t size, std::size_t capacity, int round) {
   if (ctx_.closing()) {
     ctx_.counters().udp_ring_full.add();
+    if (drops_) drops_->ring_full.add();
     return;
   }
   RowEncoder& encoder = ctx_.encoder(table_.id);
@@ -56,6 +67,7 @@ void UdpIngest::process(const char* data, std::size_t size, std::size_t capacity
   if (!result.syntax_ok) {
     ctx_.clear_misses();
     ctx_.counters().udp_malformed.add();
+    if (drops_) drops_->malformed.add();
     return;
   }
   if (ctx_.resolvers() && ctx_.resolvers()->has_misses()) {
@@ -65,6 +77,7 @@ void UdpIngest::process(const char* data, std::size_t size, std::size_t capacity
   }
   if (!result.blocks.empty() && !ctx_.has_room_for(result.blocks.size())) {
     ctx_.counters().udp_ring_full.add();
+    if (drops_) drops_->ring_full.add();
     result.blocks.clear();
     return;
   }
@@ -85,8 +98,8 @@ void UdpIngest::wait_for_keys(const char* data, std::size_t size, int round) {
   });
 }
 
-UdpLineIngest::UdpLineIngest(IngestContext& context, EpochPrecision precision)
-    : ctx_(context), precision_(precision) {}
+UdpLineIngest::UdpLineIngest(IngestContext& context, EpochPrecision precision, int listener)
+    : ctx_(context), precision_(precision), drops_(listener_drops(context, listener)) {}
 
 void UdpLineIngest::on_datagram(const char* data, std::size_t size, std::size_t /*capacity*/) {
   ctx_.counters().udp_datagrams.add();
@@ -97,6 +110,7 @@ void UdpLineIngest::process(const char* data, std::size_t size, int round) {
   LineMapper* mapper = ctx_.line_mapper();
   if (ctx_.closing() || !mapper) {
     ctx_.counters().udp_ring_full.add();
+    if (drops_) drops_->ring_full.add();
     return;
   }
   const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -113,6 +127,7 @@ void UdpLineIngest::process(const char* data, std::size_t size, int round) {
   if (result.rows_accepted == 0 && result.rows_rejected == 0) return;  // blank or comments only
   if (!result.blocks.empty() && !ctx_.has_room_for(result.blocks.size())) {
     ctx_.counters().udp_ring_full.add();
+    if (drops_) drops_->ring_full.add();
     result.blocks.clear();
     return;
   }

@@ -10,6 +10,8 @@
 // (kMaxPendingDatagrams / kMaxPendingBytes per handler, at most kMaxResolveRounds - 1 waits; beyond, it is dropped and counted in
 // sluice_resolver_udp_dropped_total) and parsed again once the resolver service has answered; other
 // datagrams go on meanwhile.
+// (malformed datagram, rejected row, ring full) in the thread's IngestShard, and per listener
+// (IngestShard::udp_listeners[listener], when a listener index >= 0 is given).
 #pragma once
 
 #include <deque>
@@ -44,7 +46,7 @@ class PendingDatagrams {
 
 class UdpIngest : public DatagramHandler {
  public:
-  UdpIngest(IngestContext& context, const TableSchema& table, EpochPrecision precision);
+  UdpIngest(IngestContext& context, const TableSchema& table, EpochPrecision precision, int listener = -1);
   void on_datagram(const char* data, std::size_t size, std::size_t capacity) override;
 
  private:
@@ -55,13 +57,14 @@ class UdpIngest : public DatagramHandler {
   IngestContext& ctx_;
   const TableSchema& table_;
   EpochPrecision precision_;
+  metrics::UdpListenerDrops* drops_ = nullptr;
 };
 
 // Format "line": many lines per datagram, each mapped by the thread's LineMapper (which must be set
 // on the context). Bad lines are counted as rejected rows; the good ones of the datagram are stored.
 class UdpLineIngest : public DatagramHandler {
  public:
-  UdpLineIngest(IngestContext& context, EpochPrecision precision);
+  UdpLineIngest(IngestContext& context, EpochPrecision precision, int listener = -1);
   void on_datagram(const char* data, std::size_t size, std::size_t capacity) override;
 
  private:
@@ -71,6 +74,7 @@ class UdpLineIngest : public DatagramHandler {
   uint64_t jobs_ = 0;
   IngestContext& ctx_;
   EpochPrecision precision_;
+  metrics::UdpListenerDrops* drops_ = nullptr;
 };
 
 }  // namespace sluice

@@ -60,6 +60,15 @@ Registry::Registry(std::vector<std::string> table_names, int shards) : table_nam
   for (int i = 0; i < shards; ++i) shards_.push_back(std::make_unique<IngestShard>(table_names_.size()));
 }
 
+void Registry::set_udp_listeners(std::vector<std::string> names, std::function<uint64_t(size_t)> kernel_drops) {
+  for (auto& s : shards_) {
+    while (s->udp_listeners.size() < names.size()) s->udp_listeners.emplace_back();
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  udp_listener_names_ = std::move(names);
+  udp_kernel_drops_ = std::move(kernel_drops);
+}
+
 void Registry::add_collector(Collector c) {
   std::lock_guard<std::mutex> lock(mutex_);
   collectors_.push_back(std::move(c));
@@ -91,9 +100,10 @@ Families Registry::collect() const {
                 static_cast<double>(rej[r]));
     }
   }
-  uint64_t ring_full = 0, bad_body = 0, unknown = 0, udp = 0, udp_bad = 0, udp_full = 0;
+  uint64_t ring_full = 0, bad_body = 0, unknown = 0, udp = 0, udp_bad = 0, udp_full = 0, database_down = 0;
   for (const auto& s : shards_) {
     ring_full += s->http_ring_full.get();
+    database_down += s->http_database_down.get();
     bad_body += s->http_bad_body.get();
     unknown += s->http_unknown_table.get();
     udp += s->udp_datagrams.get();
@@ -102,15 +112,31 @@ Families Registry::collect() const {
   }
   auto& http_rejected = family(out, "sluice_http_requests_refused_total", "HTTP write requests refused as a whole, per reason.", MetricType::Counter);
   add_value(http_rejected, {{"reason", "ring_full"}}, static_cast<double>(ring_full));
+  add_value(http_rejected, {{"reason", "database_unavailable"}}, static_cast<double>(database_down));
   add_value(http_rejected, {{"reason", "bad_body"}}, static_cast<double>(bad_body));
   add_value(http_rejected, {{"reason", "unknown_table"}}, static_cast<double>(unknown));
   auto& udp_parsed = family(out, "sluice_udp_datagrams_parsed_total", "UDP datagrams handed to a parser.", MetricType::Counter);
   add_value(udp_parsed, {}, static_cast<double>(udp));
   auto& udp_dropped = family(out, "sluice_udp_datagrams_dropped_total", "UDP datagrams lost, per cause (UDP is fire-and-forget: nothing is acknowledged).", MetricType::Counter);
-  add_value(udp_dropped, {{"cause", "malformed"}}, static_cast<double>(udp_bad));
-  add_value(udp_dropped, {{"cause", "ring_full"}}, static_cast<double>(udp_full));
-
   std::lock_guard<std::mutex> lock(mutex_);
+  if (udp_listener_names_.empty()) {
+    add_value(udp_dropped, {{"cause", "malformed"}}, static_cast<double>(udp_bad));
+    add_value(udp_dropped, {{"cause", "ring_full"}}, static_cast<double>(udp_full));
+  }
+  for (size_t i = 0; i < udp_listener_names_.size(); ++i) {
+    uint64_t malformed = 0, full = 0;
+    for (const auto& s : shards_) {
+      if (i >= s->udp_listeners.size()) continue;
+      malformed += s->udp_listeners[i].malformed.get();
+      full += s->udp_listeners[i].ring_full.get();
+    }
+    const std::string& name = udp_listener_names_[i];
+    add_value(udp_dropped, {{"listener", name}, {"cause", "malformed"}}, static_cast<double>(malformed));
+    add_value(udp_dropped, {{"listener", name}, {"cause", "ring_full"}}, static_cast<double>(full));
+    add_value(udp_dropped, {{"listener", name}, {"cause", "kernel"}},
+              static_cast<double>(udp_kernel_drops_ ? udp_kernel_drops_(i) : 0));
+  }
+
   for (const auto& c : collectors_) c(out);
   return out;
 }

@@ -43,16 +43,24 @@ struct TableIngestCounters {
   ShardCounter bytes_received;  // body/datagram bytes after decompression
 };
 
+// Datagrams one UDP listener lost in this IO thread, per cause (kernel drops are the listener's own).
+struct UdpListenerDrops {
+  ShardCounter malformed;  // not parseable: all its rows lost
+  ShardCounter ring_full;  // the ring had no room (or sluice was stopping)
+};
+
 // Everything one IO thread counts. alignas keeps two shards off one cache line.
 struct alignas(64) IngestShard {
   explicit IngestShard(size_t tables) : tables(tables) {}
   std::vector<TableIngestCounters> tables;
   ShardCounter http_ring_full;        // requests answered 429: ring full
+  ShardCounter http_database_down;    // requests answered 503: ring full and no writer connected
   ShardCounter http_bad_body;         // requests answered 400: unparseable body
   ShardCounter http_unknown_table;    // requests answered 404
   ShardCounter udp_datagrams;         // datagrams handed to a parser
   ShardCounter udp_malformed;         // datagrams with unparseable JSON (all rows lost)
   ShardCounter udp_ring_full;         // datagrams dropped: ring full
+  std::deque<UdpListenerDrops> udp_listeners;  // per UDP listener (Registry::set_udp_listeners); also in the two above
 };
 
 // A deque: family() hands out references that must stay valid while more families are added.
@@ -78,6 +86,12 @@ class Registry {
   using Collector = std::function<void(Families&)>;
   void add_collector(Collector c);
 
+  // Names the UDP listeners (their listen address), before the IO threads run: every shard gets
+  // a UdpListenerDrops per listener, and sluice_udp_datagrams_dropped_total is exported per
+  // listener and cause (malformed, ring_full, and kernel from `kernel_drops(listener index)`).
+  // Without listeners it carries only the cause label (per-thread totals).
+  void set_udp_listeners(std::vector<std::string> names, std::function<uint64_t(size_t)> kernel_drops);
+
   Families collect() const;
   std::string render() const;  // Prometheus text format 0.0.4
 
@@ -86,6 +100,8 @@ class Registry {
   std::vector<std::unique_ptr<IngestShard>> shards_;
   mutable std::mutex mutex_;
   std::vector<Collector> collectors_;
+  std::vector<std::string> udp_listener_names_;
+  std::function<uint64_t(size_t)> udp_kernel_drops_;
 };
 
 }  // namespace sluice::metrics

@@ -184,7 +184,9 @@ TEST(Daemon, UdpDatagramsArriveAndMalformedOnesAreCounted) {
   EXPECT_EQ(count_rows(url, "sensor_id = 'sensor-1' AND value = 9 AND timestamp = '2025-02-01T00:00:09Z'"), 1);
 
   const std::string metrics = test::http_get(p.admin, "/metrics").body;
-  EXPECT_NE(metrics.find("sluice_udp_datagrams_dropped_total{cause=\"malformed\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("sluice_udp_datagrams_dropped_total{cause=\"malformed\",listener=\"127.0.0.1:" +
+                         std::to_string(p.udp) + "\"} 1"),
+            std::string::npos) << metrics;
   EXPECT_NE(metrics.find("sluice_rows_rejected_total{reason=\"invalid_value\",table=\"sensor_readings\"} 1"),
             std::string::npos) << metrics;
   EXPECT_EQ(d.stop(SIGTERM), 0);

@@ -439,7 +439,6 @@ TEST_F(MetricsScrape, KnownWorkloadValues) {
            "sluice_http_responses_total{code=\"2xx\"} 1",
            "sluice_http_responses_total{code=\"4xx\"} 3",
            "sluice_http_responses_total{code=\"5xx\"} 0",
-           "sluice_udp_datagrams_dropped_total{cause=\"malformed\"} 1",
            "sluice_db_connections_up 2",
            "sluice_writer_queue_batches 0",
            "sluice_ring_capacity_blocks{thread=\"0\"} 64",
@@ -448,6 +447,11 @@ TEST_F(MetricsScrape, KnownWorkloadValues) {
   }
   EXPECT_NE(m.find("sluice_udp_datagrams_received_total{listener=\"127.0.0.1:" + std::to_string(ports_->udp) + "\"} 2\n"),
             std::string::npos) << m;
+  // Drops per listener and cause.
+  const std::string listener = "listener=\"127.0.0.1:" + std::to_string(ports_->udp) + "\"";
+  EXPECT_NE(m.find("sluice_udp_datagrams_dropped_total{cause=\"malformed\"," + listener + "} 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("sluice_udp_datagrams_dropped_total{cause=\"ring_full\"," + listener + "} 0\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("sluice_udp_datagrams_dropped_total{cause=\"kernel\"," + listener + "} 0\n"), std::string::npos) << m;
 }
 
 TEST_F(MetricsScrape, PromtoolCheckMetricsPasses) {

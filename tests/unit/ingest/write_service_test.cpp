@@ -139,6 +139,36 @@ TEST_F(WriteServiceTest, FullRingIs429WithRetryAfterAndNothingQueued) {
   EXPECT_EQ(send(R"({"time": 1, "value": 1})", "readings", "accepted").status, 200u);
 }
 
+TEST_F(WriteServiceTest, FullRingWithTheDatabaseDownIs503AndRetryAfterFollowsTheDrainRate) {
+  DeliverySample sample;
+  sample.database_up = false;
+  BackpressureOptions o;
+  o.outage_s = 7;
+  Backpressure bp([&] { return sample; }, o);
+  ctx_.set_backpressure(&bp);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(send(R"({"time": 1, "value": 1})", "readings", "accepted").status, 200u);
+  auto r = send(R"({"time": 1, "value": 1})", "readings", "accepted");
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_EQ(r.retry_after_s, 7u);
+  EXPECT_NE(r.body.find("database is unavailable"), std::string::npos) << r.body;
+  // The database is back and drains 100 rows/s with 1,000 queued: 429, come back in 10 s.
+  DeliverySample up;
+  up.backlog_rows = 1000;
+  Backpressure bp_up([&] { return up; }, o);
+  ctx_.set_backpressure(&bp_up);
+  const auto t0 = DrainRate::Clock::now();
+  bp_up.tick(t0 - std::chrono::milliseconds(1500));
+  up.drained_rows = 100;
+  bp_up.tick(t0 - std::chrono::milliseconds(500));  // 100 rows in the last second
+  r = send(R"({"time": 1, "value": 1})", "readings", "accepted");
+  EXPECT_EQ(r.status, 429u);
+  EXPECT_EQ(r.retry_after_s, 10u);
+  const std::string m = registry_.render();
+  EXPECT_NE(m.find("sluice_http_requests_refused_total{reason=\"database_unavailable\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("sluice_http_requests_refused_total{reason=\"ring_full\"} 1"), std::string::npos) << m;
+  ctx_.set_backpressure(nullptr);
+}
+
 TEST_F(WriteServiceTest, DatabaseRefusalIs500AndShutdownIs503) {
   auto failed = send(R"({"time": 1, "value": 1})", "readings", "", "", [&] {
     BlockPtr b = pop();
@@ -206,6 +236,26 @@ TEST_F(WriteServiceTest, UdpDatagramsGoToTheRingAndDropsAreCounted) {
   const std::string m = registry_.render();
   EXPECT_NE(m.find("sluice_udp_datagrams_dropped_total{cause=\"malformed\"} 1"), std::string::npos) << m;
   EXPECT_NE(m.find("sluice_udp_datagrams_dropped_total{cause=\"ring_full\"} 1"), std::string::npos) << m;
+}
+
+TEST_F(WriteServiceTest, UdpDropsAreCountedPerListener) {
+  registry_.set_udp_listeners({"127.0.0.1:1", "127.0.0.1:2"}, [](size_t) -> uint64_t { return 0; });
+  UdpIngest first(ctx_, catalog_.tables[0], EpochPrecision::ms, 0);
+  UdpIngest second(ctx_, catalog_.tables[0], EpochPrecision::ms, 1);
+  std::string d = "{\"time\": 1000, \"value\": 1}\n";
+  d.reserve(d.size() + 64);
+  std::string bad = "{\"time\": ";
+  bad.reserve(bad.size() + 64);
+  second.on_datagram(bad.data(), bad.size(), bad.capacity());
+  for (int i = 0; i < 4; ++i) first.on_datagram(d.data(), d.size(), d.capacity());  // fills the ring
+  first.on_datagram(d.data(), d.size(), d.capacity());
+  second.on_datagram(d.data(), d.size(), d.capacity());
+  second.on_datagram(d.data(), d.size(), d.capacity());
+  const std::string m = registry_.render();
+  EXPECT_NE(m.find("sluice_udp_datagrams_dropped_total{cause=\"ring_full\",listener=\"127.0.0.1:1\"} 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("sluice_udp_datagrams_dropped_total{cause=\"malformed\",listener=\"127.0.0.1:1\"} 0\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("sluice_udp_datagrams_dropped_total{cause=\"ring_full\",listener=\"127.0.0.1:2\"} 2\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("sluice_udp_datagrams_dropped_total{cause=\"malformed\",listener=\"127.0.0.1:2\"} 1\n"), std::string::npos) << m;
 }
 
 }  // namespace

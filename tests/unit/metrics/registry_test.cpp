@@ -21,6 +21,24 @@ TEST(Registry, SumsShardsPerTableAtScrapeTime) {
   EXPECT_NE(text.find("# TYPE sluice_rows_accepted_total counter"), std::string::npos) << text;
 }
 
+TEST(Registry, UdpDropsPerListenerAndCauseIncludingKernelDrops) {
+  Registry r({"a"}, 2);
+  r.set_udp_listeners({"0.0.0.0:8089", "[::]:8094"}, [](size_t i) -> uint64_t { return i == 0 ? 17 : 0; });
+  ASSERT_EQ(r.shard(0).udp_listeners.size(), 2u);
+  ASSERT_EQ(r.shard(1).udp_listeners.size(), 2u);
+  r.shard(0).udp_listeners[0].malformed.add(2);
+  r.shard(1).udp_listeners[0].malformed.add(1);
+  r.shard(1).udp_listeners[1].ring_full.add(5);
+  const std::string text = r.render();
+  EXPECT_NE(text.find("sluice_udp_datagrams_dropped_total{cause=\"malformed\",listener=\"0.0.0.0:8089\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("sluice_udp_datagrams_dropped_total{cause=\"ring_full\",listener=\"0.0.0.0:8089\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("sluice_udp_datagrams_dropped_total{cause=\"kernel\",listener=\"0.0.0.0:8089\"} 17\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("sluice_udp_datagrams_dropped_total{cause=\"ring_full\",listener=\"[::]:8094\"} 5\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("sluice_udp_datagrams_dropped_total{cause=\"kernel\",listener=\"[::]:8094\"} 0\n"), std::string::npos) << text;
+  // With listeners named, no listener-less series next to them (sums would count twice).
+  EXPECT_EQ(text.find("sluice_udp_datagrams_dropped_total{cause=\"malformed\"}"), std::string::npos) << text;
+}
+
 TEST(Registry, CollectorsMayAddManyFamiliesWithoutInvalidatingReferences) {
   Registry r({"t"}, 1);
   r.add_collector([](Families& out) {

@@ -295,6 +295,10 @@ int run_daemon(const Config& config) {
   wopts.url = config.database.url;
   wopts.connections = config.database.connections;
   wopts.queue_batches = config.pipeline.writer_queue_batches;
+  wopts.null_sink = config.pipeline.sink == "null";
+  if (wopts.null_sink) {
+    spdlog::warn("pipeline.sink is \"null\": rows are parsed, encoded and acked as committed but NOT written to the database");
+  }
   for (const auto& t : config.tables) {  // catalog.tables[i] comes from config.tables[i]
     pg::ConflictMode mode = pg::ConflictMode::error;
     pg::parse_conflict_mode(t.conflict, mode);

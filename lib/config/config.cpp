@@ -169,6 +169,10 @@ Config parse_config(const std::string& text, const std::string& source_name) {
     pipe.integer("io_threads", c.pipeline.io_threads, 1, 64);
     pipe.integer("ring_capacity", c.pipeline.ring_capacity, 2, 1 << 20);
     pipe.integer("writer_queue_batches", c.pipeline.writer_queue_batches, 1, 1024);
+    pipe.string("sink", c.pipeline.sink);
+    if (c.pipeline.sink != "copy" && c.pipeline.sink != "null") {
+      problems.push_back("pipeline.sink: \"" + c.pipeline.sink + "\" is not one of copy, null");
+    }
 
     ObjectReader batch(object_or_empty(top.get("batch"), "batch", problems), "batch", problems);
     batch.integer("max_rows", c.batch.max_rows, 1, 10'000'000);

@@ -31,6 +31,8 @@ struct PipelineConfig {
   int io_threads = 2;                    // HTTP/UDP threads, each with its own ring
   size_t ring_capacity = 1024;           // blocks per ring (rounded up to a power of two)
   size_t writer_queue_batches = 8;       // batches waiting for a writer before the batcher blocks
+  std::string sink = "copy";             // "copy": writers COPY into PostgreSQL; "null": writers discard
+                                         // batches and ack them committed (benchmarks: sluice's own ceiling)
 };
 
 struct BatchConfig {

@@ -358,6 +358,17 @@ WriterPool::PopResult WriterPool::pop(Batch& out, Clock::time_point wait_until, 
 
 void WriterPool::run(Writer& w) {
   pthread_setname_np(pthread_self(), ("sluice-writer-" + std::to_string(w.index)).substr(0, 15).c_str());
+  if (options_.null_sink) {
+    stats_.connected_writers.fetch_add(1, std::memory_order_relaxed);
+    for (;;) {
+      Batch batch;
+      const PopResult got = pop(batch, Clock::now() + kIdleCheckInterval, true);
+      if (got == PopResult::done) break;
+      if (got == PopResult::batch) discard_batch(batch);
+    }
+    stats_.connected_writers.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
   try_connect(w);  // on this thread, so start() never waits for the database
   for (;;) {
     auto wait_until = Clock::now() + kIdleCheckInterval;
@@ -382,6 +393,26 @@ void WriterPool::run(Writer& w) {
     PQfinish(w.conn);
     w.conn = nullptr;
     stats_.connected_writers.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+void WriterPool::discard_batch(Batch& batch) {
+  uint64_t rows = 0, bytes = 0;
+  int64_t min_time = INT64_MAX, max_time = INT64_MIN;
+  for (const auto& b : batch.blocks) {
+    rows += b->rows;
+    bytes += b->data.size();
+    min_time = std::min(min_time, b->min_time);
+    max_time = std::max(max_time, b->max_time);
+  }
+  if (batch.table_id < catalog_.tables.size()) {
+    stats_.committed_rows[batch.table_id].fetch_add(rows, std::memory_order_relaxed);
+    stats_.committed_bytes[batch.table_id].fetch_add(bytes, std::memory_order_relaxed);
+    stats_.committed_batches[batch.table_id].fetch_add(1, std::memory_order_relaxed);
+    if (options_.on_commit && min_time <= max_time) options_.on_commit(batch.table_id, min_time, max_time);
+  }
+  for (auto& b : batch.blocks) {
+    if (b->ack) b->ack->complete(AckOutcome::committed, b->rows);
   }
 }
 

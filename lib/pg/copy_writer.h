@@ -70,6 +70,10 @@ struct WriterOptions {
   uint32_t merge_max_rows = 100000;                  // queued batches of one table are merged up to this
   std::vector<ConflictMode> conflict;                // per table id; missing entries are `error`
   std::string dead_letter_table = "sluice_dead_letter";  // created by sql/006_dead_letter.sql
+  // Null sink (config pipeline.sink "null", for benchmarks): the writers never connect; each
+  // batch is counted as committed (stats, on_commit) and its acks completed `committed` at once.
+  // Everything before the writers (parse, map, encode, batching) is unchanged.
+  bool null_sink = false;
   // Called on the writer thread after each commit with the table and the committed rows' time
   // range (PostgreSQL epoch microseconds; INT64_MAX/INT64_MIN when the table has no time column).
   // Must be cheap and must not block (the policy manager only records the range).
@@ -156,6 +160,7 @@ class WriterPool : public BatchSink {
   PopResult pop(Batch& out, std::chrono::steady_clock::time_point wait_until, bool connected);
   void run(Writer& w);
   void write_batch(Writer& w, Batch& batch);
+  void discard_batch(Batch& batch);  // null sink
   bool stop_deadline_passed() const;
   void merge_queued(Batch& out);  // under mutex_
   bool ensure_connected(Writer& w);

@@ -239,6 +239,56 @@ TEST_F(CopyWriterTest, CommitsEveryRowAndAcksEachBlock) {
   }())));  // closed after stop()
 }
 
+// pipeline.sink "null": no connection at all (the URL points nowhere), every block acked committed,
+// the stats count the rows as committed, nothing reaches the table.
+TEST_F(CopyWriterTest, NullSinkAcksCommittedAndCountsWithoutTheDatabase) {
+  AckLog acks;
+  pg::WriterOptions o = options(2);
+  o.url = "postgresql://nobody@127.0.0.1:1/none";
+  o.null_sink = true;
+  int commits = 0;
+  int64_t min_seen = INT64_MAX, max_seen = INT64_MIN;
+  std::mutex m;
+  o.on_commit = [&](uint32_t, int64_t lo, int64_t hi) {
+    std::lock_guard<std::mutex> lock(m);
+    ++commits;
+    min_seen = std::min(min_seen, lo);
+    max_seen = std::max(max_seen, hi);
+  };
+  pg::WriterPool pool(catalog_, o);
+  pool.start();
+  {
+    auto shared = acks.make(2);
+    std::vector<BlockPtr> blocks;
+    blocks.push_back(encode(0, 100, shared));
+    blocks.push_back(encode(100, 50, shared));
+    blocks.push_back(encode(150, 25, nullptr));
+    ASSERT_TRUE(pool.push(batch_of(std::move(blocks))));
+  }
+  {
+    std::vector<BlockPtr> blocks;
+    blocks.push_back(encode(175, 25, acks.make()));
+    ASSERT_TRUE(pool.push(batch_of(std::move(blocks))));
+  }
+  ASSERT_TRUE(acks.wait_all());
+  EXPECT_TRUE(pool.connected());  // /readyz is ready without a database
+  pool.stop();
+  ASSERT_EQ(acks.size(), 2u);
+  EXPECT_EQ(acks.result(0).outcome, AckOutcome::committed);
+  EXPECT_EQ(acks.result(0).rows_committed, 150u);
+  EXPECT_EQ(acks.result(1).outcome, AckOutcome::committed);
+  EXPECT_EQ(acks.result(1).rows_committed, 25u);
+  const auto& s = pool.stats();
+  EXPECT_EQ(s.committed_rows[0].load(), 200u);
+  EXPECT_GE(s.committed_batches[0].load(), 1u);
+  EXPECT_GT(s.committed_bytes[0].load(), 200u * 8);
+  EXPECT_EQ(s.copy_count.load(), 0u);
+  EXPECT_EQ(s.connect_failures.load(), 0u);
+  EXPECT_GE(commits, 1);
+  EXPECT_LT(min_seen, max_seen);
+  EXPECT_EQ(sql("SELECT count(*) FROM readings"), "0");
+}
+
 TEST_F(CopyWriterTest, RowLevelErrorIsolatesTheBadRowAndCommitsTheRest) {
   shared_pg_server().psql(db_, read_migration("006_dead_letter.sql"));
   AckLog acks;

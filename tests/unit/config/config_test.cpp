@@ -225,5 +225,21 @@ TEST(SplitHostPort, AcceptsHostPortAndBracketedV6) {
   EXPECT_FALSE(split_host_port(":80", host, port));
 }
 
+
+TEST_F(ConfigTest, PipelineSinkIsCopyByDefaultAndNullOnRequest) {
+  EXPECT_EQ(parse_config(kMinimal, "t").pipeline.sink, "copy");
+  const Config c = parse_config(
+      R"({"database": {"url": "postgresql://u@h/db"}, "pipeline": {"sink": "null"}, "tables": [{"name": "t"}]})", "t");
+  EXPECT_EQ(c.pipeline.sink, "null");
+  try {
+    parse_config(R"({"database": {"url": "postgresql://u@h/db"}, "pipeline": {"sink": "void"}, "tables": [{"name": "t"}]})",
+                 "f.json");
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    ASSERT_EQ(e.problems().size(), 1u);
+    EXPECT_EQ(e.problems()[0], "pipeline.sink: \"void\" is not one of copy, null");
+  }
+}
+
 }  // namespace
 }  // namespace sluice

@@ -38,6 +38,8 @@ bool IngestContext::resolve_misses(std::function<void(const std::string& unavail
     });
   });
   return true;
+}
+
 BackpressureAdvice IngestContext::refuse_ring_full() {
   BackpressureAdvice a;
   if (backpressure_) a = backpressure_->when_full();

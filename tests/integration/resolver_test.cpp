@@ -253,8 +253,11 @@ TEST_F(Resolvers, BurstOfNewKeysFromManySendersCreatesEachOnce) {
   EXPECT_EQ(q("SELECT count(*) FROM flux.mg_meter_readings m JOIN flux.mg_device_registry d ON d.id = m.device_id "
               "WHERE d.site = 'east' AND d.name = 'burst-' || m.frequency::int"),
             std::to_string(kThreads * kLines));
-  // The cache worked: per key at most a few lookups (creates: exactly one per key).
+  // Every meter in the registry was created by the resolver, and each creation is counted once.
   const auto metrics = test::http_get(admin_port_, "/metrics").body;
+  const std::string creates = "sluice_resolver_creates_total{column=\"device_id\",table=\"flux.mg_meter_readings\"} " +
+                              q("SELECT count(*) FROM flux.mg_device_registry WHERE type = 'meter'") + "\n";
+  EXPECT_NE(metrics.find(creates), std::string::npos) << creates << metrics;
   EXPECT_NE(metrics.find("sluice_resolver_cache_hits_total{column=\"device_id\",table=\"flux.mg_meter_readings\"}"),
             std::string::npos)
       << metrics;

@@ -268,6 +268,7 @@ int run_daemon(const Config& config) {
   std::unique_ptr<pg::ResolverService> resolver_service;
   if (!resolver_set.empty()) {
     resolver_service = std::make_unique<pg::ResolverService>(config.database.url, resolver_set);
+    resolver_service->check();  // a bad lookup_sql/create_sql is a start-up error
     for (auto& ctx : contexts) {
       ctx->set_resolvers(std::make_unique<ThreadResolvers>(resolver_set, catalog.tables.size()), resolver_service.get());
     }

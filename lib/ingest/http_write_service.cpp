@@ -3,6 +3,7 @@
 #include "ingest/commit_answer.h"
 
 #include <atomic>
+#include <memory>
 
 
 namespace sluice {
@@ -136,12 +137,13 @@ void HttpWriteService::handle_round(const WriteRequest& request, std::function<v
       done(error_response(503, "resolver keys could not be settled, retry later", 1));
       return;
     }
-    ctx_.resolve_misses([this, request, done = std::move(done), round](const std::string& unavailable) mutable {
+    auto owned = std::make_shared<OwnedWriteRequest>(request);
+    ctx_.resolve_misses([this, owned, done = std::move(done), round](const std::string& unavailable) mutable {
       if (!unavailable.empty()) {
         done(error_response(503, unavailable + " (retry later)", 1));
         return;
       }
-      handle_round(request, std::move(done), round + 1);
+      handle_round(owned->request, std::move(done), round + 1);
     });
     return;
   }

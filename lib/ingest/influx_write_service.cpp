@@ -130,12 +130,13 @@ void InfluxWriteService::handle_round(const WriteRequest& request, std::function
       done(influx_error(503, "unavailable", "resolver keys could not be settled, retry later", 1));
       return;
     }
-    ctx_.resolve_misses([this, request, done = std::move(done), round](const std::string& unavailable) mutable {
+    auto owned = std::make_shared<OwnedWriteRequest>(request);
+    ctx_.resolve_misses([this, owned, done = std::move(done), round](const std::string& unavailable) mutable {
       if (!unavailable.empty()) {
         done(influx_error(503, "unavailable", unavailable + " (retry later)", 1));
         return;
       }
-      handle_round(request, std::move(done), round + 1);
+      handle_round(owned->request, std::move(done), round + 1);
     });
     return;
   }

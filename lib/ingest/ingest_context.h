@@ -20,12 +20,38 @@
 #include "core/block.h"
 #include "ingest/parse/json_rows.h"
 #include "ingest/parse/line_mapping.h"
+#include "ingest/write_handler.h"
 #include "metrics/registry.h"
 #include "ring/spsc_ring.h"
 
 namespace sluice {
 
 using BlockRing = SpscRing<BlockPtr>;
+
+// A copy of a WriteRequest whose views point into its own strings, for a request parsed again after a
+// wait for resolver keys (the body pointer is kept: the session keeps the body until done()).
+struct OwnedWriteRequest {
+  explicit OwnedWriteRequest(const WriteRequest& r)
+      : target(r.target), table(r.table), content_type(r.content_type), precision(r.precision),
+        ack_mode(r.ack_mode), client(r.client), db(r.db), rp(r.rp), org(r.org), bucket(r.bucket) {
+    request.api = r.api;
+    request.target = target;
+    request.table = table;
+    request.content_type = content_type;
+    request.precision = precision;
+    request.ack_mode = ack_mode;
+    request.client = client;
+    request.db = db;
+    request.rp = rp;
+    request.org = org;
+    request.bucket = bucket;
+    request.body = r.body;
+  }
+  OwnedWriteRequest(const OwnedWriteRequest&) = delete;
+  OwnedWriteRequest& operator=(const OwnedWriteRequest&) = delete;
+  std::string target, table, content_type, precision, ack_mode, client, db, rp, org, bucket;
+  WriteRequest request;
+};
 
 class IngestContext {
  public:

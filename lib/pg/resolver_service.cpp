@@ -2,7 +2,9 @@
 #include "pg/resolver_service.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <optional>
+#include <stdexcept>
 #include <unordered_map>
 
 #include <spdlog/spdlog.h>
@@ -18,6 +20,9 @@ struct StatementError {
   bool connection_lost = false;
   std::string message;
 };
+
+// A lookup or create that hangs (locks) must not hold the misses of every sender for ever.
+constexpr const char* kSessionSettings = "SET statement_timeout = '30s'; SET lock_timeout = '10s'";
 
 int64_t steady_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -47,7 +52,12 @@ struct ResolverService::Impl {
                           nullptr, nullptr, 0));
     const auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-      err.connection_lost = PQstatus(conn->get()) != CONNECTION_OK;
+      // Transient: connection gone, timeouts/cancels (57), lock not available, serialization and
+      // deadlocks (40), resources (53): the key is not cached and the sender retries (503).
+      const std::string state = sqlstate_of(r.get());
+      err.connection_lost = PQstatus(conn->get()) != CONNECTION_OK || state.rfind("08", 0) == 0 ||
+                            state.rfind("57", 0) == 0 || state.rfind("40", 0) == 0 || state.rfind("53", 0) == 0 ||
+                            state == "55P03";
       err.message = error_message(conn->get(), r.get());
       return false;
     }
@@ -66,6 +76,35 @@ struct ResolverService::Impl {
     return exec(sql, {}, v, n, err);
   }
 };
+
+void ResolverService::check() {
+  Connection conn(url_, "sluiced resolver check");
+  std::string problems;
+  for (const Resolver& r : set_.resolvers()) {
+    for (const std::string* sql : {&r.lookup_sql, &r.create_sql}) {
+      if (sql->empty()) continue;
+      // PREPARE checks syntax, names and types, and that every $n has a type (is used).
+      Result res(PQprepare(conn.get(), "", sql->c_str(), 0, nullptr));
+      std::string error;
+      if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK) {
+        error = error_message(conn.get(), res.get());
+      } else {
+        Result d(PQdescribePrepared(conn.get(), ""));
+        const int params = d ? PQnparams(d.get()) : -1;
+        if (params != static_cast<int>(r.keys.size())) {
+          error = "uses " + std::to_string(params) + " parameters for " + std::to_string(r.keys.size()) + " keys";
+        } else if (sql == &r.lookup_sql && PQnfields(d.get()) < 1) {
+          error = "returns no column";
+        }
+      }
+      if (!error.empty()) {
+        if (!problems.empty()) problems += "\n";
+        problems += "resolver \"" + r.name + "\": " + (sql == &r.lookup_sql ? "lookup" : "create") + " SQL: " + error;
+      }
+    }
+  }
+  if (!problems.empty()) throw std::runtime_error(problems);
+}
 
 ResolverService::ResolverService(std::string url, const ResolverSet& set)
     : url_(std::move(url)), set_(set), impl_(std::make_unique<Impl>()) {
@@ -91,6 +130,7 @@ void ResolverService::stop() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     left.swap(queue_);
+    stopped_ = true;  // from now on submit() answers at once
   }
   for (Job& job : left) {
     std::vector<ResolveResult> results;
@@ -109,7 +149,7 @@ void ResolverService::stop() {
 void ResolverService::submit(std::vector<KeyMiss> misses, Callback callback) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!stopping_ || thread_.joinable()) {
+    if (!stopped_) {
       queue_.push_back(Job{std::move(misses), std::move(callback)});
       cv_.notify_one();
       return;
@@ -181,7 +221,12 @@ ResolveResult ResolverService::resolve(const KeyMiss& miss) {
   auto unavailable = [&](const std::string& message) -> ResolveResult& {
     out.status = ResolveStatus::unavailable;
     out.message = message;
-    impl_->conn.reset();
+    if (impl_->conn && PQstatus(impl_->conn->get()) == CONNECTION_OK &&
+        PQtransactionStatus(impl_->conn->get()) != PQTRANS_IDLE) {
+      StatementError ignored;
+      impl_->simple("ROLLBACK", ignored);
+    }
+    if (impl_->conn && PQstatus(impl_->conn->get()) != CONNECTION_OK) impl_->conn.reset();
     return remember(out);
   };
 
@@ -194,6 +239,7 @@ ResolveResult ResolverService::resolve(const KeyMiss& miss) {
   if (!impl_->conn || !impl_->conn->ok()) {
     try {
       impl_->conn.emplace(url_, "sluiced resolver");
+      impl_->conn->exec(kSessionSettings);
     } catch (const PgError& e) {
       impl_->conn.reset();
       return unavailable(std::string("database unavailable: ") + e.what());

@@ -13,7 +13,9 @@
 // The advisory lock (per resolver) also serialises creation across several sluiced processes, even for
 // registries without a unique constraint (flux.mg_device_registry) or with NULL keys (series.subtype).
 // A lost connection answers `unavailable` (not cached; the sender retries) and is re-opened on the
-// next job. stop() answers the queued jobs `unavailable` and joins the thread.
+// next job. Statements run with statement_timeout 30 s and lock_timeout 10 s (a timed-out key fails
+// and is cached as failed for negative_ttl_ms). stop() answers the queued jobs `unavailable` and joins
+// the thread.
 #pragma once
 
 #include <atomic>
@@ -47,6 +49,9 @@ class ResolverService : public KeyResolverService {
   ResolverService(const ResolverService&) = delete;
   ResolverService& operator=(const ResolverService&) = delete;
 
+  // Start-up check on its own connection: every lookup_sql/create_sql prepares, uses exactly one
+  // parameter per key, and lookups return a column. Throws std::runtime_error naming each resolver.
+  void check();
   void start();
   void stop();
   // Thread-safe. The callback runs on the service thread (or inside stop()), exactly once.
@@ -69,6 +74,7 @@ class ResolverService : public KeyResolverService {
   std::condition_variable cv_;
   std::deque<Job> queue_;
   bool stopping_ = false;
+  bool stopped_ = false;
   std::thread thread_;
   struct Impl;
   std::unique_ptr<Impl> impl_;  // connection and shared cache (service thread only)

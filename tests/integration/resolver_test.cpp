@@ -25,8 +25,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "catalog/catalog.h"
+#include "catalog/resolver.h"
 #include "pg/connection.h"
 #include "pg/migrate.h"
+#include "pg/resolver_service.h"
 #include "support/daemon_process.h"
 #include "support/http_client.h"
 #include "support/pg_server.h"
@@ -250,8 +253,11 @@ TEST_F(Resolvers, BurstOfNewKeysFromManySendersCreatesEachOnce) {
   EXPECT_EQ(q("SELECT count(*) FROM flux.mg_meter_readings m JOIN flux.mg_device_registry d ON d.id = m.device_id "
               "WHERE d.site = 'east' AND d.name = 'burst-' || m.frequency::int"),
             std::to_string(kThreads * kLines));
-  // The cache worked: per key at most a few lookups (creates: exactly one per key).
+  // Every meter in the registry was created by the resolver, and each creation is counted once.
   const auto metrics = test::http_get(admin_port_, "/metrics").body;
+  const std::string creates = "sluice_resolver_creates_total{column=\"device_id\",table=\"flux.mg_meter_readings\"} " +
+                              q("SELECT count(*) FROM flux.mg_device_registry WHERE type = 'meter'") + "\n";
+  EXPECT_NE(metrics.find(creates), std::string::npos) << creates << metrics;
   EXPECT_NE(metrics.find("sluice_resolver_cache_hits_total{column=\"device_id\",table=\"flux.mg_meter_readings\"}"),
             std::string::npos)
       << metrics;
@@ -305,6 +311,34 @@ TEST_F(Resolvers, UdpLineWithResolvers) {
                      "1"),
             "1");
   EXPECT_EQ(q("SELECT count(*) FROM flux.mg_device_registry WHERE name = 'udp-1'"), "1");
+}
+
+TEST_F(Resolvers, StartUpCheckNamesBadSql) {
+  pg::Connection conn(url_, "resolver_test catalog");
+  const Catalog catalog = load_catalog(conn.get(), {{"flux.market_data", ""}});
+  ResolverSpec bad_table;
+  bad_table.table = "flux.market_data";
+  bad_table.column = "type";
+  bad_table.keys = {"type"};
+  bad_table.lookup_sql = "SELECT id FROM flux.no_such_types WHERE name = $1";
+  ResolverSpec unused_key = bad_table;
+  unused_key.column = "value";
+  unused_key.keys = {"type", "unit"};
+  unused_key.lookup_sql = "SELECT id FROM flux.market_data_types WHERE name = $1";
+  const ResolverSet set(catalog, {bad_table, unused_key});
+  pg::ResolverService service(url_, set);
+  try {
+    service.check();
+    ADD_FAILURE() << "check() accepted bad SQL";
+  } catch (const std::runtime_error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("resolver \"flux.market_data.type\": lookup SQL: relation \"flux.no_such_types\" does not exist"),
+              std::string::npos)
+        << m;
+    EXPECT_NE(m.find("resolver \"flux.market_data.value\": lookup SQL: uses 1 parameters for 2 keys"), std::string::npos)
+        << m;
+  }
+  // The preset's statements pass (the daemon above started with them).
 }
 
 }  // namespace

@@ -97,7 +97,7 @@ constexpr std::string_view kClientRejectResponse =
     "HTTP/1.1 503 Service Unavailable\r\n"
     "Server: sluice\r\n"
     "Content-Type: application/json\r\n"
-    "Content-Length: 48\r\n"
+    "Content-Length: 49\r\n"
     "Retry-After: 1\r\n"
     "Connection: close\r\n"
     "\r\n"
@@ -351,6 +351,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   // After the header: answers what can be answered without the body, else reads the body.
   void route() {
+    refresh_limits();  // tokens or limits replaced while this connection waited (live reload)
     auto& request = parser_->get();
     keep_alive_ = request.keep_alive();
     version_ = request.version();

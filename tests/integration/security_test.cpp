@@ -124,7 +124,7 @@ class Security : public ::testing::Test {
     {
       pg::Connection conn(url_, "security_test");
       pg::migrate(conn, std::string(SLUICE_SOURCE_DIR) + "/sql");
-      conn.exec("INSERT INTO sensors (sensor_id, type) VALUES ('sec-1', 'vibration'), ('udp-ok', 't'), ('udp-no', 't')");
+      conn.exec("INSERT INTO sensors (sensor_id, type) VALUES ('sec-1', 'vibration'), ('udp-ok', 't'), ('udp-no', 't'), ('node-1', 't')");
     }
     http_port_ = test::free_tcp_port();
     admin_port_ = test::free_tcp_port();
@@ -147,7 +147,8 @@ class Security : public ::testing::Test {
   "log": { "level": "warn" },
   "tables": [ { "name": "sensor_readings" }, { "name": "datapoint" } ],
   "measurements": [
-    { "measurement": "sensor", "table": "sensor_readings", "tags": { "id": "sensor_id" }, "fields": { "v": "value" } },
+    { "measurement": "sensor", "table": "sensor_readings", "tags": { "id": "sensor_id" }, "fields": { "v": "value" },
+      "unmapped": "ignore" },
     { "measurement": "dp", "table": "datapoint", "tags": { "src": "source" }, "unmapped": "ignore" }
   ]
 })";
@@ -256,6 +257,21 @@ TEST_F(Security, InfluxClientsSendTheTokenTheirWays) {
   EXPECT_EQ(all.status, 204) << all.body;
   EXPECT_EQ(q("SELECT count(*) FROM datapoint"), "1");
   EXPECT_EQ(metric_sum(admin_port_, "sluice_rows_rejected_total", "reason=\"forbidden\""), 2);
+}
+
+// The official InfluxDB 2.x JavaScript client (tests/fixtures/influx-client) with its token setting.
+TEST_F(Security, OfficialInfluxClientAuthenticatesWithItsTokenSetting) {
+  std::string out;
+  if (run("command -v node", out) != 0) GTEST_SKIP() << "node is not installed (tests/fixtures/influx-client)";
+  const std::string dir = std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/influx-client";
+  ASSERT_EQ(access((dir + "/node_modules/@influxdata/influxdb-client/package.json").c_str(), R_OK), 0)
+      << "the client is not installed: run tests/fixtures/influx-client/install";
+  const std::string base = "cd '" + dir + "' && node write.mjs http://127.0.0.1:" + std::to_string(http_port_);
+  EXPECT_EQ(run(base + " wrong-token", out), 1) << out;
+  EXPECT_NE(out.find("401"), std::string::npos) << out;
+  EXPECT_EQ(q("SELECT count(*) FROM sensor_readings WHERE sensor_id = 'node-1'"), "0");
+  ASSERT_EQ(run(base + " sensor-token", out), 0) << out;
+  EXPECT_EQ(q("SELECT count(*) FROM sensor_readings WHERE sensor_id = 'node-1'"), "6");
 }
 
 TEST_F(Security, BodyAndRowLimits) {

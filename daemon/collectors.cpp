@@ -85,14 +85,17 @@ void add_component_collectors(metrics::Registry& registry, const Catalog& catalo
     auto& received = metrics::family(out, "sluice_udp_datagrams_received_total", "UDP datagrams received, per listener.", MetricType::Counter);
     auto& kernel = metrics::family(out, "sluice_udp_kernel_drops_total", "UDP datagrams the kernel dropped because the socket buffer was full (SO_RXQ_OVFL), per listener.", MetricType::Counter);
     auto& truncated = metrics::family(out, "sluice_udp_datagrams_truncated_total", "UDP datagrams larger than max_datagram_bytes, dropped, per listener.", MetricType::Counter);
+    // Source outside udp[].allow: one more cause of the registry's drop counter (same family).
+    auto& dropped = metrics::family(out, "sluice_udp_datagrams_dropped_total", "UDP datagrams lost, per cause (UDP is fire-and-forget: nothing is acknowledged).", MetricType::Counter);
+    double not_allowed = 0;
+    for (const auto& l : udp) not_allowed += load(l->stats().not_allowed);
+    metrics::add_value(dropped, {{"cause", "not_allowed"}}, not_allowed);
     for (size_t i = 0; i < udp.size(); ++i) {
       const auto& us = udp[i]->stats();
       const std::string& name = udp_configs[i].listen;
       metrics::add_value(received, {{"listener", name}}, load(us.datagrams_received));
       metrics::add_value(kernel, {{"listener", name}}, load(us.kernel_drops));
       metrics::add_value(truncated, {{"listener", name}}, load(us.truncated));
-      auto& dropped = metrics::family(out, "sluice_udp_dropped_datagrams_total", "UDP datagrams dropped, per listener and cause.", MetricType::Counter);
-      metrics::add_value(dropped, {{"listener", name}, {"cause", "not_allowed"}}, load(us.not_allowed));
     }
   });
 }

@@ -391,7 +391,7 @@ TEST_F(Security, UdpFromOutsideTheAllowedNetworksIsDroppedAndCounted) {
   send_from("127.0.0.2", "sensor,id=udp-no v=1 5000");
   send_from("127.0.0.1", "sensor,id=udp-ok v=2 5001");
   EXPECT_TRUE(eventually([] { return q("SELECT count(*) FROM sensor_readings WHERE sensor_id = 'udp-ok'") == "1"; }));
-  EXPECT_TRUE(eventually([&] { return metric_sum(admin_port_, "sluice_udp_dropped_datagrams_total", label) == 1; }))
+  EXPECT_TRUE(eventually([&] { return metric_sum(admin_port_, "sluice_udp_datagrams_dropped_total", label) == 1; }))
       << test::http_get(admin_port_, "/metrics").body;
   EXPECT_EQ(q("SELECT count(*) FROM sensor_readings WHERE sensor_id = 'udp-no'"), "0");
 }

@@ -284,6 +284,7 @@ Config parse_config(const std::string& text, const std::string& source_name) {
     }
 
     if (const json* pol = top.get("policy")) c.policy = parse_policy_settings(*pol, "policy", problems);
+    const json* auth = top.get("auth");  // parsed once the tables are known (scopes name them)
 
     const json* tables = top.get("tables");
     if (!tables || !tables->is_array() || tables->empty()) {
@@ -333,7 +334,7 @@ Config parse_config(const std::string& text, const std::string& source_name) {
                              "\" is not listed in tables");
         }
       }
-      if (const json* auth = top.get("auth")) {
+      if (auth) {
         std::vector<std::string> table_names;
         for (const auto& t : c.tables) table_names.push_back(t.name);
         parse_auth_config(*auth, "auth", table_names, c.auth, problems);

@@ -158,3 +158,15 @@ TEST(TablePattern, ExactSchemaWildcardAndStar) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST(SecurityConfig, AuthWithoutTablesIsNotAnUnknownSetting) {
+  auto ps = problems(R"({"database": {"url": "postgresql://u@h/db"}, "auth": {"tokens": []}})");
+  EXPECT_TRUE(has(ps, "tables: required")) << all(ps);
+  EXPECT_FALSE(has(ps, "auth: unknown setting")) << all(ps);
+}
+
+}  // namespace
+}  // namespace sluice

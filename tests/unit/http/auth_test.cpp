@@ -94,6 +94,23 @@ TEST(TokenBucket, BurstThenRateWithRetryAfter) {
   EXPECT_FALSE(b.try_take(t0 + 100s, retry));
 }
 
+TEST(TokenBucket, SharedByThreadsGrantsExactlyTheBurst) {
+  const auto t0 = TokenBucket::Clock::now();
+  TokenBucket b(1e-6, 1000, t0);  // no refill to speak of during the test
+  std::atomic<int> granted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      unsigned retry = 0;
+      for (int i = 0; i < 500; ++i) {
+        if (b.try_take(t0, retry)) granted.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(granted.load(), 1000);
+}
+
 TEST(AuthTable, ReloadKeepsTheBucketOfAnUnchangedToken) {
   AuthTable first(two_tokens(1, 1));
   unsigned retry = 0;

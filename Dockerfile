@@ -7,7 +7,7 @@
 FROM debian:12 AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config libpq-dev libboost-dev libsimdjson-dev \
-      nlohmann-json3-dev prometheus-cpp-dev libspdlog-dev libsystemd-dev zlib1g-dev \
+      nlohmann-json3-dev prometheus-cpp-dev libspdlog-dev libsystemd-dev zlib1g-dev libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -16,7 +16,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSLUICE_BUILD_TESTS
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      libpq5 libsimdjson14 libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 libsystemd0 zlib1g curl ca-certificates \
+      libpq5 libsimdjson14 libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 libsystemd0 zlib1g libssl3 curl ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /var/lib/sluice --create-home --shell /usr/sbin/nologin sluice
 COPY --from=build /src/build/sluiced /usr/bin/sluiced

@@ -70,10 +70,26 @@ void add_component_collectors(metrics::Registry& registry, const Catalog& catalo
       metrics::add_value(refused, {}, load(hs.rejected_connections));
       auto& timeouts = metrics::family(out, "sluice_http_timeouts_total", "Connections closed by a header, body or idle timeout.", MetricType::Counter);
       metrics::add_value(timeouts, {}, load(hs.timeouts));
+      // Security (README "Security"): bounded labels only — never a token, a token name or an address.
+      auto& auth = metrics::family(out, "sluice_http_auth_failures_total", "Write requests refused by token checks: missing (no or unparseable credential, 401), invalid (no such token, 401), forbidden (table outside the token's scope, 403).", MetricType::Counter);
+      metrics::add_value(auth, {{"reason", "missing"}}, load(hs.auth_missing));
+      metrics::add_value(auth, {{"reason", "invalid"}}, load(hs.auth_invalid));
+      metrics::add_value(auth, {{"reason", "forbidden"}}, load(hs.auth_forbidden));
+      auto& limited = metrics::family(out, "sluice_http_rate_limited_total", "Write requests answered 429 because their token exceeded max_requests_per_second.", MetricType::Counter);
+      metrics::add_value(limited, {}, load(hs.rate_limited));
+      auto& per_client = metrics::family(out, "sluice_http_client_connections_refused_total", "Connections refused because their client address reached http.max_connections_per_client.", MetricType::Counter);
+      metrics::add_value(per_client, {}, load(hs.client_rejected_connections));
+      auto& tls = metrics::family(out, "sluice_http_tls_handshake_failures_total", "TLS handshakes that failed or timed out (including a missing or untrusted client certificate).", MetricType::Counter);
+      metrics::add_value(tls, {}, load(hs.tls_handshake_failures));
     }
     auto& received = metrics::family(out, "sluice_udp_datagrams_received_total", "UDP datagrams received, per listener.", MetricType::Counter);
     auto& kernel = metrics::family(out, "sluice_udp_kernel_drops_total", "UDP datagrams the kernel dropped because the socket buffer was full (SO_RXQ_OVFL), per listener.", MetricType::Counter);
     auto& truncated = metrics::family(out, "sluice_udp_datagrams_truncated_total", "UDP datagrams larger than max_datagram_bytes, dropped, per listener.", MetricType::Counter);
+    // Source outside udp[].allow: one more cause of the registry's drop counter (same family).
+    auto& dropped = metrics::family(out, "sluice_udp_datagrams_dropped_total", "UDP datagrams lost, per cause (UDP is fire-and-forget: nothing is acknowledged).", MetricType::Counter);
+    double not_allowed = 0;
+    for (const auto& l : udp) not_allowed += load(l->stats().not_allowed);
+    metrics::add_value(dropped, {{"cause", "not_allowed"}}, not_allowed);
     for (size_t i = 0; i < udp.size(); ++i) {
       const auto& us = udp[i]->stats();
       const std::string& name = udp_configs[i].listen;

@@ -26,6 +26,7 @@
 #include "daemon/collectors.h"
 #include "daemon/resolver_metrics.h"
 #include "ingest/http/admin_server.h"
+#include "ingest/http/http_security.h"
 #include "ingest/http/http_server.h"
 #include "ingest/http_write_service.h"
 #include "ingest/influx_write_service.h"
@@ -357,13 +358,21 @@ int run_daemon(const Config& config) {
       handlers.push_back(http_services[i].get());
     }
     http = std::make_unique<HttpServer>(io_ptrs, config.http.listen, hl, handlers);
+    if (config.http.tls.enabled) http->set_tls(config.http.tls);
+    // Limits (incl. max_connections_per_client) and tokens. SIGHUP reload: call
+    // apply_http_security(*http, new_config) with the new, validated config (thread-safe).
+    apply_http_security(*http, config);
     if (!influx_services.empty()) {
       std::vector<WriteHandler*> line_handlers;
       for (auto& s : influx_services) line_handlers.push_back(s.get());
       http->enable_line_protocol(line_handlers, SLUICE_VERSION);
     }
     http->start();
-    spdlog::info("event=listening kind=http address={}", config.http.listen);
+    spdlog::info("event=listening kind=http address={} tls={} client_cert={} tokens={}", config.http.listen,
+                 config.http.tls.enabled ? "on" : "off",
+                 !config.http.tls.enabled || config.http.tls.client_ca_file.empty() ? "off"
+                 : config.http.tls.require_client_cert ? "required" : "optional",
+                 config.auth.tokens.size());
   }
 
   std::vector<std::unique_ptr<DatagramHandler>> udp_ingests;
@@ -391,6 +400,7 @@ int run_daemon(const Config& config) {
     uo.listen = uc.listen;
     uo.max_datagram_bytes = uc.max_datagram_bytes;
     uo.recv_buffer_bytes = uc.recv_buffer_bytes;
+    uo.allow = uc.allow;
     udp_listeners.push_back(std::make_unique<UdpListener>(*ios[thread], uo, *udp_ingests.back()));
     udp_listeners.back()->start();
     spdlog::info("event=listening kind=udp address={} format={} table={}", uc.listen, uc.format,

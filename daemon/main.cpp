@@ -5,6 +5,7 @@
 //   sluiced migrate --config FILE        apply pending sql/ migrations once each
 //   sluiced policy plan --config FILE    show what differs from the timeseries blocks, and the SQL
 //   sluiced policy apply --config FILE   make the database match them (lib/policy)
+//   sluiced hash-token < token           print the SHA-256 for auth.tokens[].sha256
 //   sluiced --help | --version
 //
 // Exit codes: 0 success / clean shutdown; 1 runtime failure (database, bind, catalog);
@@ -14,10 +15,14 @@
 #include <iostream>
 #include <string>
 
+#include <termios.h>
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include "config/config.h"
 #include "daemon/daemon.h"
+#include "ingest/http/auth.h"
 #include "pg/connection.h"
 #include "pg/migrate.h"
 #include "policy/introspect.h"
@@ -35,6 +40,8 @@ const char* kUsage =
     "  policy plan    show, per table, what differs from its timeseries block and the SQL that\n"
     "                 would fix it; changes nothing\n"
     "  policy apply   apply that SQL (destructive steps only with allow_destructive)\n"
+    "  hash-token     read a token from stdin (first line) and print its SHA-256 for\n"
+    "                 auth.tokens[].sha256; needs no --config\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   configuration file (JSON; comments allowed)\n"
@@ -88,11 +95,42 @@ int policy_command(const sluice::Config& c, bool apply) {
   return (r.report.failed > 0 || r.report.lock_busy) ? 1 : 0;
 }
 
+// Reads one line (the token) from stdin — never from argv, so it stays out of ps and shell history;
+// on a terminal without echo.
+int hash_token() {
+  termios saved{};
+  const bool tty = ::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &saved) == 0;
+  if (tty) {
+    std::fputs("token: ", stderr);
+    termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  }
+  std::string token;
+  std::getline(std::cin, token);
+  if (tty) {
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+    std::fputs("\n", stderr);
+  }
+  if (!token.empty() && token.back() == '\r') token.pop_back();
+  if (token.empty()) {
+    std::fprintf(stderr, "sluiced: hash-token: no token on stdin (usage: sluiced hash-token < token-file)\n");
+    return 2;
+  }
+  if (token.find_first_of(" \t") != std::string::npos) {
+    std::fprintf(stderr, "sluiced: hash-token: the token contains blanks; HTTP clients cannot send it as a Bearer token\n");
+    return 2;
+  }
+  std::printf("%s\n", sluice::sha256_hex(token).c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string command = "run";
   std::string config_path;
+  if (argc == 2 && std::strcmp(argv[1], "hash-token") == 0) return hash_token();
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {

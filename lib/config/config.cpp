@@ -192,6 +192,8 @@ Config parse_config(const std::string& text, const std::string& source_name) {
     http.string("default_precision", c.http.default_precision);
     http.integer("ack_timeout_ms", c.http.ack_timeout_ms, 10, 3'600'000);
     http.integer("max_errors_reported", c.http.max_errors_reported, 0, 1'000'000);
+    http.integer("max_connections_per_client", c.http.max_connections_per_client, 0, 1'000'000);
+    if (const json* tls = http.get("tls")) parse_tls_config(*tls, "http.tls", c.http.tls, problems);
     if (c.http.enabled) check_address("http.listen", c.http.listen, problems);
     if (!valid_precision(c.http.default_precision)) {
       problems.push_back("http.default_precision: \"" + c.http.default_precision + "\" is not one of s, ms, us, ns");
@@ -212,6 +214,7 @@ Config parse_config(const std::string& text, const std::string& source_name) {
           r.string("precision", precision);
           r.integer("max_datagram_bytes", u.max_datagram_bytes, 64, 65535);
           r.integer("recv_buffer_bytes", u.recv_buffer_bytes, 4096, 1 << 30);
+          if (const json* allow = r.get("allow")) parse_allow_list(*allow, path + ".allow", u.allow, problems);
           if (!u.listen.empty()) check_address(path + ".listen", u.listen, problems);
           if (u.format != "ndjson" && u.format != "line") {
             problems.push_back(path + ".format: \"" + u.format + "\" is not supported (supported: ndjson, line)");
@@ -285,6 +288,7 @@ Config parse_config(const std::string& text, const std::string& source_name) {
     }
 
     if (const json* pol = top.get("policy")) c.policy = parse_policy_settings(*pol, "policy", problems);
+    const json* auth = top.get("auth");  // parsed once the tables are known (scopes name them)
 
     const json* tables = top.get("tables");
     if (!tables || !tables->is_array() || tables->empty()) {
@@ -334,6 +338,11 @@ Config parse_config(const std::string& text, const std::string& source_name) {
           problems.push_back("udp[" + std::to_string(i) + "].table: \"" + c.udp[i].table +
                              "\" is not listed in tables");
         }
+      }
+      if (auth) {
+        std::vector<std::string> table_names;
+        for (const auto& t : c.tables) table_names.push_back(t.name);
+        parse_auth_config(*auth, "auth", table_names, c.auth, problems);
       }
     }
   }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "config/resolver_config.h"
+#include "config/security.h"
 #include "config/timeseries.h"
 
 namespace sluice {
@@ -54,6 +55,8 @@ struct HttpConfig {
   std::string default_precision = "s";   // epoch numbers in time columns: s, ms, us or ns
   int ack_timeout_ms = 30000;            // committed ack: answer 504 if the commit takes longer
   size_t max_errors_reported = 100;      // row errors listed in one response
+  size_t max_connections_per_client = 0; // per client IP address; 0 = no per-client limit
+  TlsConfig tls;                         // http.tls (config/security.h); enabled when present
 };
 
 struct UdpConfig {
@@ -64,6 +67,7 @@ struct UdpConfig {
   std::string precision = "s";           // default "ns" for format line
   size_t max_datagram_bytes = 65535;
   int recv_buffer_bytes = 8 << 20;
+  std::vector<Cidr> allow;               // source networks accepted; empty = any (config/security.h)
 };
 
 struct AdminConfig {
@@ -106,6 +110,7 @@ struct Config {
   PolicySettings policy;                 // the `policy` block (config/timeseries.h)
   std::vector<TableConfig> tables;
   std::vector<MeasurementConfig> measurements;  // line protocol mappings (HTTP /write, /api/v2/write, UDP line)
+  AuthConfig auth;                       // bearer tokens for writes (config/security.h)
 };
 
 class ConfigError : public std::runtime_error {

@@ -118,8 +118,15 @@ void InfluxWriteService::handle_round(const WriteRequest& request, std::function
                              .count();
   LineParseResult& result = ctx_.scratch_result();
   ctx_.clear_misses();
+  const std::vector<char>* allowed = nullptr;
+  if (request.scope != nullptr) {  // the token's tables, as a mask over the catalog
+    const auto& tables = ctx_.catalog().tables;
+    allowed_tables_.assign(tables.size(), 0);
+    for (size_t i = 0; i < tables.size(); ++i) allowed_tables_[i] = request.scope->allows(tables[i].config_name);
+    allowed = &allowed_tables_;
+  }
   mapper->parse(std::string_view(body.data(), body.size()), precision, now_ns, ctx_.encoders(), max_rows_,
-                result);
+                result, allowed);
 
   // Resolver keys not cached yet: the lines wait (other requests of this thread go on), then the body
   // is parsed again with the answers in the cache.
@@ -143,6 +150,14 @@ void InfluxWriteService::handle_round(const WriteRequest& request, std::function
   if (result.rows_accepted == 0 && result.rows_rejected == 0) {
     ctx_.counters().http_bad_body.add();
     done(influx_error(400, "invalid", "writing requires points"));
+    return;
+  }
+  const uint32_t forbidden = result.rejected_by_kind[static_cast<size_t>(RejectKind::forbidden)];
+  if (result.rows_accepted == 0 && forbidden > 0 && forbidden == result.rows_rejected) {
+    // Every line is for a table outside the token's scope: the request as a whole is forbidden.
+    ctx_.count_lines(body.size(), result);
+    done(influx_error(403, "forbidden", result.errors.empty() ? std::string("this token may not write these tables")
+                                                              : result.errors.front().message));
     return;
   }
   if (!result.blocks.empty() && !ctx_.has_room_for(result.blocks.size())) {

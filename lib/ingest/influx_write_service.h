@@ -44,6 +44,7 @@ class InfluxWriteService : public WriteHandler {
   IngestContext& ctx_;
   size_t max_rows_;
   std::chrono::milliseconds ack_timeout_;
+  std::vector<char> allowed_tables_;  // the request token's scope over the catalog (reused)
 };
 
 // {"code":"invalid","message":…,"line":first,"errors":[…]} for a result with rejected lines.

@@ -46,6 +46,7 @@ struct OwnedWriteRequest {
     request.org = org;
     request.bucket = bucket;
     request.body = r.body;
+    request.scope = r.scope;  // owned by the session's AuthTable snapshot, held until done() is called
   }
   OwnedWriteRequest(const OwnedWriteRequest&) = delete;
   OwnedWriteRequest& operator=(const OwnedWriteRequest&) = delete;

@@ -15,8 +15,24 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "config/security.h"  // table_pattern_matches
 
 namespace sluice {
+
+// The tables a bearer token may write (auth.tokens[].tables): names, "schema.*" or "*".
+struct TableScope {
+  std::vector<std::string> patterns;
+  bool all = false;  // "*" among the patterns
+  bool allows(std::string_view table) const {
+    if (all) return true;
+    for (const auto& p : patterns) {
+      if (table_pattern_matches(p, table)) return true;
+    }
+    return false;
+  }
+};
 
 // Which endpoint a request came in on: the JSON rows API or an InfluxDB line protocol one.
 enum class WriteApi : uint8_t { json, influx_v1, influx_v2 };
@@ -34,6 +50,9 @@ struct WriteRequest {
   // The (already gunzipped) body. The handler may grow its capacity (for parser padding) and
   // may keep using it until done() has been called; the session does not touch it until then.
   std::string* body = nullptr;
+  // The tables the request's token may write; null when auth is off or the token may write any
+  // table. HttpServer checks /v1/write/{table} itself; line protocol handlers check each line.
+  const TableScope* scope = nullptr;
 };
 
 struct WriteResponse {

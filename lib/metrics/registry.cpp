@@ -11,6 +11,7 @@ const char* reject_reason_name(RejectReason r) {
     case RejectReason::missing_column: return "missing_column";
     case RejectReason::malformed: return "malformed";
     case RejectReason::too_many_rows: return "too_many_rows";
+    case RejectReason::forbidden: return "forbidden";
     case RejectReason::count_: break;
   }
   return "other";

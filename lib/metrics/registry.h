@@ -33,7 +33,7 @@ class ShardCounter {
   std::atomic<uint64_t> v_{0};
 };
 
-enum class RejectReason : uint8_t { invalid_value, unknown_column, missing_column, malformed, too_many_rows, count_ };
+enum class RejectReason : uint8_t { invalid_value, unknown_column, missing_column, malformed, too_many_rows, forbidden, count_ };
 const char* reject_reason_name(RejectReason r);
 
 struct TableIngestCounters {

@@ -8,15 +8,19 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <unordered_map>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
+#include "ingest/http/auth.h"
 #include "ingest/http/body_inflater.h"
 #include "ingest/http/http_util.h"
 #include "ingest/http/listen_address.h"
@@ -30,6 +34,20 @@ using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using ReusePort = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
+namespace {
+// A client IP address as IPv4-mapped IPv6, the key of the per-client connection count.
+using ClientKey = std::array<unsigned char, 16>;
+struct ClientKeyHash {
+  std::size_t operator()(const ClientKey& k) const noexcept {
+    return std::hash<std::string_view>()(std::string_view(reinterpret_cast<const char*>(k.data()), k.size()));
+  }
+};
+ClientKey client_key(const net::ip::address& address) {
+  if (address.is_v4()) return net::ip::make_address_v6(net::ip::v4_mapped, address.to_v4()).to_bytes();
+  return address.to_v6().to_bytes();
+}
+}  // namespace
+
 struct HttpServer::State {
   Stats stats;
   std::atomic<std::size_t> connections{0};
@@ -42,6 +60,13 @@ struct HttpServer::State {
   bool line_protocol = false;
   std::string ping_headers;  // "X-Influxdb-Version: …\r\nX-Influxdb-Build: OSS\r\n"
   std::string health_body;   // GET /health
+  // TLS (set before start(), read-only afterwards); null: plain TCP.
+  std::shared_ptr<net::ssl::context> ssl;
+  std::shared_ptr<const AuthTable> auth;  // guarded by limits_mutex; versioned by limits_generation
+  // Connections per client address, counted only while max_connections_per_client > 0.
+  std::atomic<std::size_t> max_per_client{0};
+  std::mutex clients_mutex;
+  std::unordered_map<ClientKey, std::size_t, ClientKeyHash> clients;  // guarded by clients_mutex
 };
 
 namespace {
@@ -68,6 +93,16 @@ constexpr std::string_view kRejectResponse =
     "Connection: close\r\n"
     "\r\n"
     "{\"error\":\"too many connections\"}";
+constexpr std::string_view kClientRejectResponse =
+    "HTTP/1.1 503 Service Unavailable\r\n"
+    "Server: sluice\r\n"
+    "Content-Type: application/json\r\n"
+    "Content-Length: 49\r\n"
+    "Retry-After: 1\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "{\"error\":\"too many connections from this client\"}";
+constexpr std::string_view kWwwAuthenticate = "WWW-Authenticate: Bearer realm=\"sluice\"\r\n";
 
 void bump(std::atomic<std::uint64_t>& counter) { counter.fetch_add(1, std::memory_order_relaxed); }
 
@@ -79,7 +114,16 @@ void append_number(std::string& out, std::uint64_t value) {
 
 bool iequals(std::string_view a, std::string_view b) { return beast::iequals(a, b); }
 
-class Session;
+// The intrusive list of a listener's sessions, whatever their stream type.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void close_if_idle() = 0;
+  SessionBase* next() const { return next_; }
+
+  SessionBase* prev_ = nullptr;  // touched on the listener's thread only
+  SessionBase* next_ = nullptr;
+};
 
 // One per IO thread: the acceptor on that thread's io_context and the sessions it created.
 struct Listener : std::enable_shared_from_this<Listener> {
@@ -91,6 +135,7 @@ struct Listener : std::enable_shared_from_this<Listener> {
   void do_accept();
   void on_accept(beast::error_code ec, tcp::socket socket);
   void stop();
+  void reject(tcp::socket socket, std::string_view response);
 
   net::io_context& io;
   tcp::acceptor acceptor;
@@ -98,19 +143,20 @@ struct Listener : std::enable_shared_from_this<Listener> {
   WriteHandler* handler;
   WriteHandler* line_handler;  // null: no InfluxDB endpoints
   std::shared_ptr<HttpServer::State> state;
-  Session* sessions = nullptr;  // intrusive list of live sessions; touched on this thread only
+  SessionBase* sessions = nullptr;  // intrusive list of live sessions; touched on this thread only
   bool stopped = false;
 };
 
 // Answers a connection over the cap with 503 and closes it gracefully.
 class Rejecter : public std::enable_shared_from_this<Rejecter> {
  public:
-  explicit Rejecter(tcp::socket&& socket) : stream_(std::move(socket)) {}
+  Rejecter(tcp::socket&& socket, std::string_view response)
+      : stream_(std::move(socket)), response_(response) {}
 
   void start() {
     stream_.expires_after(kRejectTimeout);
-    net::async_write(stream_, net::buffer(kRejectResponse.data(), kRejectResponse.size()),
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    net::async_write(stream_, net::buffer(response_.data(), response_.size()),
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                        if (ec) return;
                        beast::error_code ignored;
                        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -121,19 +167,28 @@ class Rejecter : public std::enable_shared_from_this<Rejecter> {
  private:
   void drain() {
     stream_.async_read_some(net::buffer(scratch_),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                               if (!ec) self->drain();
                             });
   }
 
   beast::tcp_stream stream_;
+  std::string_view response_;  // a constant
   std::array<char, 1024> scratch_;
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+// Stream: beast::tcp_stream (plain) or beast::ssl_stream<beast::tcp_stream> (TLS).
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
  public:
-  Session(tcp::socket&& socket, std::shared_ptr<Listener> listener)
-      : stream_(std::move(socket)), listener_(std::move(listener)), state_(*listener_->state) {
+  // counted_client: the connection is counted in State::clients under `key`.
+  template <class... StreamArgs>
+  Session(std::shared_ptr<Listener> listener, const ClientKey& key, bool counted_client, tcp::socket&& socket,
+          StreamArgs&... stream_args)
+      : stream_(std::move(socket), stream_args...), listener_(std::move(listener)), state_(*listener_->state),
+        client_key_(key), counted_client_(counted_client) {
     next_ = listener_->sessions;
     if (next_) next_->prev_ = this;
     listener_->sessions = this;
@@ -144,11 +199,16 @@ class Session : public std::enable_shared_from_this<Session> {
     else listener_->sessions = next_;
     if (next_) next_->prev_ = prev_;
     state_.connections.fetch_sub(1, std::memory_order_relaxed);
+    if (counted_client_) {
+      std::lock_guard lock(state_.clients_mutex);
+      auto it = state_.clients.find(client_key_);
+      if (it != state_.clients.end() && --it->second == 0) state_.clients.erase(it);
+    }
   }
 
   void start() {
     beast::error_code ec;
-    auto peer = stream_.socket().remote_endpoint(ec);
+    auto peer = tcp().socket().remote_endpoint(ec);
     if (!ec) {
       client_ = peer.address().to_string();
       client_ += ':';
@@ -156,18 +216,31 @@ class Session : public std::enable_shared_from_this<Session> {
     } else {
       client_ = "unknown";
     }
-    stream_.socket().set_option(tcp::no_delay(true), ec);
+    tcp().socket().set_option(tcp::no_delay(true), ec);
     refresh_limits();
     header_deadline_ = Clock::now() + limits_.header_timeout;
-    next_request();
+    if constexpr (kTls) {
+      // The handshake (with the client certificate check) must finish within header_timeout.
+      phase_ = Phase::idle;
+      tcp().expires_at(header_deadline_);
+      stream_.async_handshake(net::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) {
+                                  bump(self->state_.stats.tls_handshake_failures);
+                                  self->close();
+                                  return;
+                                }
+                                self->next_request();
+                              });
+    } else {
+      next_request();
+    }
   }
 
   // Called by Listener::stop(): a connection waiting for its next request is closed now.
-  void close_if_idle() {
+  void close_if_idle() override {
     if (phase_ == Phase::idle) close();
   }
-
-  Session* next() const { return next_; }
 
  private:
   enum class Phase { idle, header, body, handling, writing, closing, closed };
@@ -178,6 +251,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (generation == limits_generation_) return;
     std::lock_guard lock(state_.limits_mutex);
     limits_ = state_.limits;
+    auth_ = state_.auth;
+    last_token_ = nullptr;
     limits_generation_ = state_.limits_generation.load(std::memory_order_relaxed);
   }
 
@@ -211,10 +286,10 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     phase_ = Phase::idle;
-    if (first_request_) stream_.expires_at(header_deadline_);
-    else stream_.expires_after(limits_.idle_timeout);
+    if (first_request_) tcp().expires_at(header_deadline_);
+    else tcp().expires_after(limits_.idle_timeout);
     stream_.async_read_some(buffer_.prepare(kReadChunk),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
                               self->on_idle_read(ec, n);
                             });
   }
@@ -232,9 +307,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void read_header() {
     phase_ = Phase::header;
-    stream_.expires_at(header_deadline_);
+    tcp().expires_at(header_deadline_);
     http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                               self->on_header(ec);
                             });
   }
@@ -276,6 +351,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // After the header: answers what can be answered without the body, else reads the body.
   void route() {
+    refresh_limits();  // tokens or limits replaced while this connection waited (live reload)
     auto& request = parser_->get();
     keep_alive_ = request.keep_alive();
     version_ = request.version();
@@ -314,6 +390,7 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         api_ = path == kInfluxV1WritePath ? WriteApi::influx_v1 : WriteApi::influx_v2;
         table_.clear();
+        if (!authorize(query)) return;
         query_param(query, "precision", precision_);
         query_param(query, "db", db_);
         query_param(query, "rp", rp_);
@@ -343,10 +420,73 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       query_param(query, "precision", precision_);  // absent or malformed: empty
       api_ = WriteApi::json;
+      if (!authorize(query)) return;
       start_body();
       return;
     }
     early_respond(404, json_error("not found"));
+  }
+
+  // With tokens configured: finds the request's token, checks its scope (for /v1/write/{table}; line
+  // protocol handlers check each line against scope_) and its request rate. False when it answered.
+  bool authorize(std::string_view query) {
+    scope_ = nullptr;
+    if (!auth_ || !auth_->enabled()) return true;
+    const bool influx = api_ != WriteApi::json;
+    auto& request = parser_->get();
+    const auto status = extract_credential(request[http::field::authorization], query,
+                                           api_ == WriteApi::influx_v1, credential_);
+    if (status != CredentialStatus::found) {
+      bump(state_.stats.auth_missing);
+      early_respond(401,
+                    auth_error(influx, "unauthorized", status == CredentialStatus::malformed
+                                   ? "malformed Authorization header (use Bearer, Token or Basic)"
+                                   : "a token is required (Authorization: Bearer <token>)"),
+                    kWwwAuthenticate);
+      return false;
+    }
+    // A keep-alive connection usually repeats its credential: hash it once per connection.
+    const AuthToken* token = last_token_ != nullptr && credential_ == last_credential_ ? last_token_ : nullptr;
+    if (token == nullptr) {
+      token = auth_->find(credential_);
+      last_token_ = token;
+      last_credential_.swap(credential_);
+    }
+    if (token == nullptr) {
+      bump(state_.stats.auth_invalid);
+      early_respond(401, auth_error(influx, "unauthorized", "invalid token"), kWwwAuthenticate);
+      return false;
+    }
+    if (!influx && !token->scope.allows(table_)) {
+      bump(state_.stats.auth_forbidden);
+      std::string message = "this token may not write table \"";
+      append_json_escaped(message, table_);
+      message += '"';
+      early_respond(403, json_error(message));
+      return false;
+    }
+    unsigned retry_after = 0;
+    if (token->bucket && !token->bucket->try_take(Clock::now(), retry_after)) {
+      bump(state_.stats.rate_limited);
+      retry_header_ = "Retry-After: ";
+      append_number(retry_header_, retry_after);
+      retry_header_ += "\r\n";
+      early_respond(429, auth_error(influx, "too many requests", "request rate limit of this token exceeded"),
+                    retry_header_);
+      return false;
+    }
+    scope_ = token->scope.all ? nullptr : &token->scope;
+    return true;
+  }
+
+  static std::string auth_error(bool influx, std::string_view code, std::string_view message) {
+    if (!influx) return json_error(message);
+    std::string out = "{\"code\":\"";
+    append_json_escaped(out, code);
+    out += "\",\"message\":\"";
+    append_json_escaped(out, message);
+    out += "\"}";
+    return out;
   }
 
   // A write request was routed: checks its Content-Encoding, then reads the body and dispatches.
@@ -365,9 +505,9 @@ class Session : public std::enable_shared_from_this<Session> {
         dispatch();
       } else if (expect_continue_) {
         phase_ = Phase::body;
-        stream_.expires_after(limits_.body_timeout);
+        tcp().expires_after(limits_.body_timeout);
         net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
-                         [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                         [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                            if (ec) self->close();
                            else self->read_body();
                          });
@@ -392,11 +532,11 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     pending_status_ = status;
     pending_body_ = std::move(body);
-    pending_headers_ = extra_headers;  // a string literal or owned by State (outlives sessions)
+    pending_headers_ = extra_headers;  // a literal, owned by State (outlives sessions) or retry_header_
     phase_ = Phase::body;
-    stream_.expires_after(limits_.body_timeout);
+    tcp().expires_after(limits_.body_timeout);
     http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                        if (ec) {
                          self->on_read_error(ec);
                          return;
@@ -408,9 +548,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void read_body() {
     phase_ = Phase::body;
-    stream_.expires_after(limits_.body_timeout);
+    tcp().expires_after(limits_.body_timeout);
     http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                        if (ec) self->on_read_error(ec);
                        else self->dispatch();
                      });
@@ -457,12 +597,13 @@ class Session : public std::enable_shared_from_this<Session> {
       write.bucket = bucket_;
     }
     write.body = payload;
+    write.scope = scope_;
 
     phase_ = Phase::handling;
     const std::uint64_t generation = ++generation_;
     try {
       WriteHandler* handler = api_ == WriteApi::json ? listener_->handler : listener_->line_handler;
-      handler->handle(write, [self = shared_from_this(), generation](WriteResponse r) {
+      handler->handle(write, [self = this->shared_from_this(), generation](WriteResponse r) {
         self->on_done(generation, std::move(r));
       });
     } catch (...) {
@@ -478,6 +619,7 @@ class Session : public std::enable_shared_from_this<Session> {
     assert(listener_->io.get_executor().running_in_this_thread());
     // A second call, or a call after the connection went away, is dropped.
     if (generation != generation_ || phase_ != Phase::handling) return;
+    if (response.status == 403) bump(state_.stats.auth_forbidden);  // every line out of the token's scope
     respond(response.status, std::move(response.body), response.retry_after_s, After::keep_alive);
   }
 
@@ -520,10 +662,10 @@ class Session : public std::enable_shared_from_this<Session> {
     response_body_ = std::move(body);
 
     phase_ = Phase::writing;
-    stream_.expires_after(limits_.body_timeout);
+    tcp().expires_after(limits_.body_timeout);
     std::array<net::const_buffer, 2> buffers{net::buffer(head_), net::buffer(response_body_)};
     net::async_write(stream_, buffers,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                        self->on_write(ec);
                      });
   }
@@ -538,9 +680,13 @@ class Session : public std::enable_shared_from_this<Session> {
         next_request();
         return;
       case After::close:
+        if constexpr (kTls) {
+          tls_shutdown();
+          return;
+        }
         if (buffer_.size() == 0) {
           beast::error_code ignored;
-          stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+          tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
           close();
           return;
         }
@@ -554,37 +700,55 @@ class Session : public std::enable_shared_from_this<Session> {
   // Half-closes and reads (and discards) what the client still sends for a short while, so
   // closing with unread data does not reset the connection before the client read the response.
   void linger_close() {
+    if constexpr (kTls) {
+      tls_shutdown();
+      return;
+    }
     phase_ = Phase::closing;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) {
       close();
       return;
     }
-    stream_.expires_after(kLingerTimeout);
+    tcp().expires_after(kLingerTimeout);
     drain();
   }
 
   void drain() {
     buffer_.clear();
     stream_.async_read_some(buffer_.prepare(kReadChunk),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                               if (ec) self->close();
                               else self->drain();
                             });
   }
 
+  // Sends TLS close_notify and waits briefly for the client's, then closes.
+  void tls_shutdown() {
+    phase_ = Phase::closing;
+    tcp().expires_after(kLingerTimeout);
+    stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->close(); });
+  }
+
+  beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream_); }
+
   void close() {
     if (phase_ == Phase::closed) return;
     phase_ = Phase::closed;
-    stream_.close();
+    tcp().close();
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   std::shared_ptr<Listener> listener_;
   HttpServer::State& state_;
-  Session* prev_ = nullptr;
-  Session* next_ = nullptr;
+  ClientKey client_key_;
+  bool counted_client_;
+  std::shared_ptr<const AuthTable> auth_;  // refreshed with limits_
+  const AuthToken* last_token_ = nullptr;  // the token last_credential_ matched (in auth_)
+  std::string credential_, last_credential_;
+  const TableScope* scope_ = nullptr;      // of the current request; null: any table
+  std::string retry_header_;
 
   HttpLimits limits_;
   std::uint64_t limits_generation_ = 0;
@@ -616,7 +780,7 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void Listener::do_accept() {
-  acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+  acceptor.async_accept([self = this->shared_from_this()](beast::error_code ec, tcp::socket socket) {
     self->on_accept(ec, std::move(socket));
   });
 }
@@ -631,7 +795,7 @@ void Listener::on_accept(beast::error_code ec, tcp::socket socket) {
     // Typically EMFILE/ENFILE: back off instead of spinning on the ready listening socket.
     bump(state->stats.accept_errors);
     retry_timer.expires_after(kAcceptRetry);
-    retry_timer.async_wait([self = shared_from_this()](beast::error_code wait_ec) {
+    retry_timer.async_wait([self = this->shared_from_this()](beast::error_code wait_ec) {
       if (!wait_ec && !self->stopped) self->do_accept();
     });
     return;
@@ -640,12 +804,53 @@ void Listener::on_accept(beast::error_code ec, tcp::socket socket) {
   if (before >= state->max_connections.load(std::memory_order_relaxed)) {
     state->connections.fetch_sub(1, std::memory_order_relaxed);
     bump(state->stats.rejected_connections);
-    std::make_shared<Rejecter>(std::move(socket))->start();
+    reject(std::move(socket), kRejectResponse);
+    do_accept();
+    return;
+  }
+  ClientKey key{};
+  bool counted = false;
+  if (const std::size_t per_client = state->max_per_client.load(std::memory_order_relaxed); per_client > 0) {
+    beast::error_code peer_ec;
+    auto peer = socket.remote_endpoint(peer_ec);
+    if (!peer_ec) {
+      key = client_key(peer.address());
+      std::lock_guard lock(state->clients_mutex);
+      auto& count = state->clients[key];
+      if (count < per_client) {
+        ++count;
+        counted = true;
+      } else if (count == 0) {
+        state->clients.erase(key);
+      }
+    }
+    if (!counted && !peer_ec) {
+      state->connections.fetch_sub(1, std::memory_order_relaxed);
+      bump(state->stats.client_rejected_connections);
+      reject(std::move(socket), kClientRejectResponse);
+      do_accept();
+      return;
+    }
+  }
+  bump(state->stats.accepted_connections);
+  if (state->ssl) {
+    std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(this->shared_from_this(), key, counted,
+                                                                     std::move(socket), *state->ssl)
+        ->start();
   } else {
-    bump(state->stats.accepted_connections);
-    std::make_shared<Session>(std::move(socket), shared_from_this())->start();
+    std::make_shared<Session<beast::tcp_stream>>(this->shared_from_this(), key, counted, std::move(socket))->start();
   }
   do_accept();
+}
+
+// Answers 503 on plain TCP; a TLS listener cannot answer before a handshake, so it just closes.
+void Listener::reject(tcp::socket socket, std::string_view response) {
+  if (state->ssl) {
+    beast::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  std::make_shared<Rejecter>(std::move(socket), response)->start();
 }
 
 void Listener::stop() {
@@ -653,7 +858,7 @@ void Listener::stop() {
   beast::error_code ec;
   acceptor.close(ec);
   retry_timer.cancel();
-  for (Session* s = sessions; s != nullptr; s = s->next()) s->close_if_idle();
+  for (SessionBase* s = sessions; s != nullptr; s = s->next()) s->close_if_idle();
 }
 
 }  // namespace
@@ -744,10 +949,56 @@ void HttpServer::stop_accepting() {
   }
 }
 
+void HttpServer::set_tls(const TlsConfig& tls) {
+  auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 |
+                   net::ssl::context::single_dh_use);
+  beast::error_code ec;
+  auto fail = [&](const std::string& what, const std::string& file) {
+    return std::runtime_error("http.tls: cannot load " + what + " \"" + file + "\": " + ec.message());
+  };
+  ctx->use_certificate_chain_file(tls.cert_file, ec);
+  if (ec) throw fail("the certificate chain (cert_file)", tls.cert_file);
+  ctx->use_private_key_file(tls.key_file, net::ssl::context::pem, ec);
+  if (ec) throw fail("the private key (key_file)", tls.key_file);
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    throw std::runtime_error("http.tls: the private key \"" + tls.key_file + "\" does not match the certificate \"" +
+                             tls.cert_file + "\"");
+  }
+  if (!tls.client_ca_file.empty()) {
+    ctx->load_verify_file(tls.client_ca_file, ec);
+    if (ec) throw fail("the client CAs (client_ca_file)", tls.client_ca_file);
+    // Sent to clients as the acceptable issuers of their certificate.
+    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(tls.client_ca_file.c_str())) {
+      SSL_CTX_set_client_CA_list(ctx->native_handle(), names);
+    }
+    auto mode = net::ssl::verify_peer;
+    if (tls.require_client_cert) mode |= net::ssl::verify_fail_if_no_peer_cert;
+    ctx->set_verify_mode(mode, ec);
+    if (ec) throw fail("the client CAs (client_ca_file)", tls.client_ca_file);
+  }
+  state_->ssl = std::move(ctx);
+}
+
+bool HttpServer::tls() const { return state_->ssl != nullptr; }
+
+void HttpServer::set_auth(std::shared_ptr<const AuthTable> auth) {
+  std::lock_guard lock(state_->limits_mutex);
+  state_->auth = std::move(auth);
+  state_->limits_generation.fetch_add(1, std::memory_order_release);
+}
+
+std::shared_ptr<const AuthTable> HttpServer::auth() const {
+  std::lock_guard lock(state_->limits_mutex);
+  return state_->auth;
+}
+
 void HttpServer::set_limits(HttpLimits limits) {
   std::lock_guard lock(state_->limits_mutex);
   state_->limits = limits;
   state_->max_connections.store(limits.max_connections, std::memory_order_relaxed);
+  state_->max_per_client.store(limits.max_connections_per_client, std::memory_order_relaxed);
   state_->limits_generation.fetch_add(1, std::memory_order_release);
 }
 

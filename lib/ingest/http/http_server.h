@@ -2,18 +2,23 @@
 //
 //   acceptor[i] (SO_REUSEPORT, io_contexts[i]) ──accept──► session, served only on io_contexts[i]
 //
+//   with set_tls(): TLS handshake first (header_timeout; client certificate verified against
+//   client_ca_file, required with require_client_cert) — the session is a template on the stream
+//   type, so plain TCP pays nothing for TLS
 //   session: wait for bytes (idle_timeout; header_timeout for a new connection)
 //        ─► read header (header_timeout, header_limit; Content-Length > max_body_bytes → 413)
 //        ─► route: POST /v1/write/{table} | GET /v1/health | 404 | 405 | 415
 //                  with enable_line_protocol(): POST /write (InfluxDB 1.x), POST /api/v2/write (2.x)
 //                  → line_handlers[i]; GET|HEAD /ping → 204; GET /health → 200 (InfluxDB 2.x style)
+//        ─► writes, when set_auth() holds tokens: token (ingest/http/auth.h) → 401 | 403 | 429
 //        ─► read body (body_timeout, body_limit) ─► gunzip/inflate (bounded) ─► handlers[i]->handle()
 //        ─► done(WriteResponse) on the same thread ─► write response ─► next request (keep-alive)
 //
 // One request is in flight per connection: the next one is not read before the response is
 // written, so pipelined requests are answered in order. Per-session buffers (read buffer, body,
 // inflated body) are reused across requests. Over max_connections a connection is answered 503
-// (Retry-After: 1) and closed. Every reject is counted in Stats; nothing is logged per request.
+// (Retry-After: 1) and closed, as is one over max_connections_per_client from the same client IP
+// address. /ping, /health and /v1/health never need a token. Every reject is counted in Stats; nothing is logged per request.
 // The data plane never throws; start() throws std::runtime_error naming the address.
 #pragma once
 
@@ -25,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "config/security.h"
 #include "ingest/write_handler.h"
 
 namespace boost::asio {
@@ -41,7 +47,10 @@ struct HttpLimits {
   std::chrono::milliseconds body_timeout{60000};    // reading the body; also writing a response
   std::chrono::milliseconds idle_timeout{60000};    // keep-alive wait for the next request
   std::size_t max_connections = 1024;               // across all IO threads
+  std::size_t max_connections_per_client = 0;       // per client IP address; 0 = unlimited
 };
+
+class AuthTable;
 
 class HttpServer {
  public:
@@ -58,6 +67,12 @@ class HttpServer {
     std::atomic<std::uint64_t> bad_requests{0};          // malformed HTTP, header too large, bad target
     std::atomic<std::uint64_t> gzip_errors{0};           // 400 invalid gzip/deflate body
     std::atomic<std::uint64_t> unsupported_encoding{0};  // 415
+    std::atomic<std::uint64_t> client_rejected_connections{0};  // over max_connections_per_client
+    std::atomic<std::uint64_t> tls_handshake_failures{0};  // incl. a missing/invalid client certificate
+    std::atomic<std::uint64_t> auth_missing{0};            // 401: no credential (or unparseable)
+    std::atomic<std::uint64_t> auth_invalid{0};            // 401: a token that matches none
+    std::atomic<std::uint64_t> auth_forbidden{0};          // 403: table outside the token's scope
+    std::atomic<std::uint64_t> rate_limited{0};            // 429: the token's request rate exceeded
   };
 
   // handlers[i] serves io_contexts[i]; both vectors must have the same, non-zero size. The
@@ -73,6 +88,16 @@ class HttpServer {
   // (one per io_context) and answers /ping and /health as InfluxDB does, reporting `version`.
   // Without it those paths answer 404.
   void enable_line_protocol(std::vector<WriteHandler*> line_handlers, std::string version);
+
+  // Call before start(): serve HTTPS. Loads the certificate chain, key and client CAs now; throws
+  // std::runtime_error naming the file and OpenSSL's reason when one cannot be used.
+  void set_tls(const TlsConfig& tls);
+  bool tls() const;
+
+  // Bearer tokens for the write endpoints. Null, or a table without tokens: writes are open.
+  // Thread-safe; a request uses the table in force when its header was read (live reload).
+  void set_auth(std::shared_ptr<const AuthTable> auth);
+  std::shared_ptr<const AuthTable> auth() const;
 
   // Binds one SO_REUSEPORT acceptor per io_context and starts accepting once they run.
   // Throws std::runtime_error naming the address if it cannot bind/listen.

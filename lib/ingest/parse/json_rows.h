@@ -43,8 +43,9 @@ inline void reserve_json_padding(std::string& body) { body.reserve(body.size() +
 enum class JsonShape : uint8_t { automatic, ndjson };  // automatic = one object or an array of objects
 
 // Why a row was refused before reaching the database (every refusal is counted by kind).
-enum class RejectKind : uint8_t { invalid_value, unknown_column, missing_column, malformed, too_many_rows };
-inline constexpr size_t kRejectKinds = 5;
+// forbidden: a line protocol line for a table outside the request token's scope (auth.tokens[].tables).
+enum class RejectKind : uint8_t { invalid_value, unknown_column, missing_column, malformed, too_many_rows, forbidden };
+inline constexpr size_t kRejectKinds = 6;
 inline RejectKind encoder_reject_kind(const RowEncoder& e) {
   return e.error_is_missing() ? RejectKind::missing_column : RejectKind::invalid_value;
 }

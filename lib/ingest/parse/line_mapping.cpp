@@ -257,6 +257,7 @@ struct LineMapper::Run {
   std::vector<std::unique_ptr<RowEncoder>>& encoders;
   LineParseResult& out;
   const size_t max_rows;
+  const std::vector<char>* allowed_tables;
   uint32_t line_no = 0;
 
   void reject(std::string_view column, std::string_view message, RejectKind kind) {
@@ -345,6 +346,10 @@ struct LineMapper::Run {
       append_for_message(message, line.measurement);
       message.push_back('"');
       reject_line({}, message, RejectKind::unknown_column);
+      return;
+    }
+    if (allowed_tables != nullptr && (t->table_id >= allowed_tables->size() || !(*allowed_tables)[t->table_id])) {
+      reject_line({}, "this token may not write table \"" + t->table->config_name + "\"", RejectKind::forbidden);
       return;
     }
     if (t->table_id >= encoders.size() || !encoders[t->table_id]) {
@@ -446,7 +451,8 @@ struct LineMapper::Run {
 };
 
 void LineMapper::parse(std::string_view body, EpochPrecision precision, int64_t now_ns,
-                       std::vector<std::unique_ptr<RowEncoder>>& encoders, size_t max_rows, LineParseResult& out) {
+                       std::vector<std::unique_ptr<RowEncoder>>& encoders, size_t max_rows, LineParseResult& out,
+                       const std::vector<char>* allowed_tables) {
   out.syntax_ok = true;
   out.error_offset = 0;
   out.syntax_error.clear();
@@ -457,7 +463,7 @@ void LineMapper::parse(std::string_view body, EpochPrecision precision, int64_t 
   out.blocks.clear();
   blocks_.begin(out.blocks, catalog_->tables.size(), body.size() + 256);
 
-  Run run{*this, encoders, out, max_rows};
+  Run run{*this, encoders, out, max_rows, allowed_tables};
   parser_.reset(body, precision, now_ns);
   ParsedLine line;
   LineError error;

@@ -76,9 +76,11 @@ class LineMapper {  // one per IO thread; built from the mappings and the Catalo
   // Catalog::tables; the encoders' precision is set here). After max_rows lines, the rest are rejected
   // with "too many rows in one request (limit N)". Blocks get table_id, column_mask, rows,
   // min_time/max_time and data; ack is left empty. `now_ns` is the receive time (Unix ns) used for
-  // lines without a timestamp.
+  // lines without a timestamp. `allowed_tables` (indexed like Catalog::tables; null = all): a line
+  // whose table is not allowed is rejected with RejectKind::forbidden (the request token's scope).
   void parse(std::string_view body, EpochPrecision precision, int64_t now_ns,
-             std::vector<std::unique_ptr<RowEncoder>>& encoders, size_t max_rows, LineParseResult& out);
+             std::vector<std::unique_ptr<RowEncoder>>& encoders, size_t max_rows, LineParseResult& out,
+             const std::vector<char>* allowed_tables = nullptr);
 
   // Dimension resolvers of this thread (catalog/resolver.h), or nullptr. Tags and fields named by a
   // resolver key of the line's table (by their own name, or by the column their rename names) go to the

@@ -40,6 +40,7 @@ struct UdpListener::Impl : std::enable_shared_from_this<UdpListener::Impl> {
     slot_capacity = options.max_datagram_bytes + kPadding;
     buffers = std::make_unique<char[]>(vlen * slot_capacity);
     control = std::make_unique<char[]>(vlen * kControlBytes);
+    if (!options.allow.empty()) sources.assign(vlen, sockaddr_storage{});
     iovecs.assign(vlen, iovec{});
     messages.assign(vlen, mmsghdr{});
     for (std::size_t i = 0; i < vlen; ++i) {
@@ -49,6 +50,7 @@ struct UdpListener::Impl : std::enable_shared_from_this<UdpListener::Impl> {
       header.msg_iov = &iovecs[i];
       header.msg_iovlen = 1;
       header.msg_control = control.get() + i * kControlBytes;
+      if (!sources.empty()) header.msg_name = &sources[i];
     }
   }
 
@@ -75,12 +77,21 @@ struct UdpListener::Impl : std::enable_shared_from_this<UdpListener::Impl> {
     }
   }
 
+  bool allowed(const sockaddr_storage& source, socklen_t length) const {
+    if (length < sizeof(sockaddr_in)) return false;
+    for (const auto& network : options.allow) {
+      if (network.contains(reinterpret_cast<const sockaddr*>(&source))) return true;
+    }
+    return false;
+  }
+
   void drain() {
     const int fd = socket.native_handle();
     const unsigned vlen = static_cast<unsigned>(options.batch);
     for (int round = 0; round < kMaxBatchesPerWakeup; ++round) {
       for (unsigned i = 0; i < vlen; ++i) {
         messages[i].msg_hdr.msg_controllen = kControlBytes;
+        if (!sources.empty()) messages[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
         messages[i].msg_hdr.msg_flags = 0;
         messages[i].msg_len = 0;
       }
@@ -93,13 +104,17 @@ struct UdpListener::Impl : std::enable_shared_from_this<UdpListener::Impl> {
         wait();
         return;
       }
-      std::uint64_t received = 0, bytes = 0, truncated = 0;
+      std::uint64_t received = 0, bytes = 0, truncated = 0, not_allowed = 0;
       kernel_drops_delta = 0;
       for (int i = 0; i < n; ++i) {
         auto& message = messages[static_cast<std::size_t>(i)];
         if (message.msg_hdr.msg_controllen > 0) note_drops(message.msg_hdr);
         if (message.msg_hdr.msg_flags & MSG_TRUNC) {
           ++truncated;
+          continue;
+        }
+        if (!sources.empty() && !allowed(sources[static_cast<std::size_t>(i)], message.msg_hdr.msg_namelen)) {
+          ++not_allowed;
           continue;
         }
         ++received;
@@ -113,6 +128,7 @@ struct UdpListener::Impl : std::enable_shared_from_this<UdpListener::Impl> {
         stats.bytes_received.fetch_add(bytes, std::memory_order_relaxed);
       }
       if (truncated) stats.truncated.fetch_add(truncated, std::memory_order_relaxed);
+      if (not_allowed) stats.not_allowed.fetch_add(not_allowed, std::memory_order_relaxed);
       if (kernel_drops_delta) {
         stats.kernel_drops.fetch_add(kernel_drops_delta, std::memory_order_relaxed);
       }
@@ -145,6 +161,7 @@ struct UdpListener::Impl : std::enable_shared_from_this<UdpListener::Impl> {
   std::unique_ptr<char[]> control;
   std::vector<iovec> iovecs;
   std::vector<mmsghdr> messages;
+  std::vector<sockaddr_storage> sources;  // source addresses; allocated only with an allow list
   std::uint32_t last_drop_count = 0;
   std::uint64_t kernel_drops_delta = 0;
 };

@@ -8,7 +8,8 @@
 // One listener lives on one io_context (one IO thread) and calls its handler only there. Buffers,
 // mmsghdr/iovec arrays and control buffers are allocated once at start(). Truncated datagrams
 // (larger than max_datagram_bytes) are counted, not handed on; kernel drops (socket buffer full)
-// are read from the SO_RXQ_OVFL control message. Nothing is logged per packet.
+// are read from the SO_RXQ_OVFL control message. With an `allow` list, datagrams from other source
+// addresses are dropped before the handler and counted (not_allowed). Nothing is logged per packet.
 #pragma once
 
 #include <atomic>
@@ -16,7 +17,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "config/security.h"
 #include "ingest/write_handler.h"
 
 namespace boost::asio {
@@ -31,6 +34,7 @@ struct UdpOptions {
   int batch = 64;                        // recvmmsg vlen
   int recv_buffer_bytes = 8 << 20;       // SO_RCVBUF (SO_RCVBUFFORCE when root)
   bool reuse_port = true;                // SO_REUSEPORT: one listener per IO thread on one port
+  std::vector<Cidr> allow;               // accepted source networks; empty = any
 };
 
 class UdpListener {
@@ -42,6 +46,7 @@ class UdpListener {
     std::atomic<std::uint64_t> kernel_drops{0};        // socket receive queue overflow (SO_RXQ_OVFL)
     std::atomic<std::uint64_t> recv_errors{0};
     std::atomic<std::uint64_t> batches{0};             // recvmmsg calls that returned datagrams
+    std::atomic<std::uint64_t> not_allowed{0};         // source outside options.allow, dropped
   };
 
   // The io_context and handler must outlive the listener.

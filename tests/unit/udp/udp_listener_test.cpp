@@ -229,3 +229,28 @@ TEST(UdpListenerThreads, TwoListenersShareAPortWithReusePort) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST_F(UdpListenerTest, SourcesOutsideTheAllowListAreDroppedAndCounted) {
+  UdpOptions options;
+  Cidr only_127_0_0_1;
+  std::string error;
+  ASSERT_TRUE(parse_cidr("127.0.0.1/32", only_127_0_0_1, error)) << error;
+  options.allow = {only_127_0_0_1};
+  start(options);
+  // A second sender bound to another loopback address (127.0.0.0/8 is local on Linux).
+  udp::socket outsider(client_io_);
+  outsider.open(udp::v4());
+  outsider.bind(udp::endpoint(net::ip::make_address("127.0.0.2"), 0));
+  for (int i = 0; i < 3; ++i) outsider.send_to(net::buffer(std::string_view("nope")), target_);
+  send("yes");
+  ASSERT_TRUE(eventually([&] { return handler_.count() == 1 && stats().not_allowed.load() == 3; }))
+      << handler_.count() << " " << stats().not_allowed.load();
+  EXPECT_EQ(handler_.datagrams()[0], "yes");
+  EXPECT_EQ(stats().datagrams_received.load(), 1u);
+}
+
+}  // namespace
+}  // namespace sluice

@@ -6,8 +6,10 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +26,8 @@
 #include "batch/batcher.h"
 #include "catalog/catalog.h"
 #include "daemon/collectors.h"
+#include "daemon/logging.h"
+#include "daemon/reloader.h"
 #include "ingest/http/admin_server.h"
 #include "ingest/http/http_server.h"
 #include "ingest/http_write_service.h"
@@ -82,7 +86,12 @@ class SignalWatcher {
       while (sigwait(&set_, &sig) == 0) {
         if (sig == SIGTERM || sig == SIGINT) break;
         if (sig == SIGHUP) {
-          spdlog::warn("event=reload_requested signal=SIGHUP result=ignored reason=\"config reload is not supported yet\"");
+          std::lock_guard<std::mutex> lock(reload_mutex_);
+          if (reload_) {
+            reload_();
+          } else {
+            spdlog::warn("event=reload_requested signal=SIGHUP result=ignored reason=\"not ready yet\"");
+          }
         }
       }
       {
@@ -113,8 +122,16 @@ class SignalWatcher {
     std::lock_guard<std::mutex> lock(mutex_);
     return signal_;
   }
+  // What SIGHUP runs (on the signal thread); empty = logged and ignored. Clearing it waits for a
+  // reload in progress.
+  void set_reload_handler(std::function<void()> handler) {
+    std::lock_guard<std::mutex> lock(reload_mutex_);
+    reload_ = std::move(handler);
+  }
 
  private:
+  std::mutex reload_mutex_;
+  std::function<void()> reload_;
   sigset_t set_;
   std::thread thread_;
   mutable std::mutex mutex_;
@@ -215,8 +232,8 @@ int run_daemon(const Config& config) {
   spdlog::set_level(spdlog::level::from_str(config.log.level));
   SignalWatcher signals;
 
-  spdlog::info("event=starting version={} database=\"{}\" tables={}", SLUICE_VERSION,
-               pg::redact_url(config.database.url), config.tables.size());
+  spdlog::info("event=starting version={} database=\"{}\" database_url_source=\"{}\" tables={} log_sink={}", SLUICE_VERSION,
+               pg::redact_url(config.database.url), config.database.url_source, config.tables.size(), log_sink_name());
   AdminView admin_view;
   AdminRunner admin(config.admin, admin_view);
   Catalog catalog;
@@ -372,6 +389,25 @@ int run_daemon(const Config& config) {
     });
   }
 
+  // SIGHUP: reload the config file (daemon/reloader.h); from READY=1 until the shutdown starts.
+  LivePieces live;
+  live.batcher = &batcher;
+  live.http = http.get();
+  live.catalog = &catalog;
+  for (size_t i = 0; i < ios.size(); ++i) {
+    live.ios.push_back(ios[i].get());
+    live.http_services.push_back(http_services[i].get());
+  }
+  for (auto& s : influx_services) live.influx_services.push_back(s.get());
+  live.notify = notify_systemd;
+  Reloader reloader(config, std::move(live));
+  reloader.register_metrics(registry);
+  register_logging_metrics(registry);
+  struct ReloadRegistration {
+    SignalWatcher& signals;
+    ~ReloadRegistration() { signals.set_reload_handler(nullptr); }
+  } reload_registration{signals};
+
   // From here the admin listener reports metrics and readiness.
   admin_view.attach(&registry, &writers);
   AdminAttachment admin_attachment{admin_view};
@@ -386,6 +422,7 @@ int run_daemon(const Config& config) {
                    std::to_string(io_threads) + " io threads, " + std::to_string(config.database.connections) +
                    " writer connections");
     spdlog::info("event=ready io_threads={} writer_connections={}", io_threads, config.database.connections);
+    signals.set_reload_handler([&reloader] { reloader.reload(); });
   }
 
   // The main thread now only pets systemd's watchdog (WatchdogSec=): every half interval it sends

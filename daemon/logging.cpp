@@ -43,7 +43,7 @@ void init_logging(const std::string& level) {
   sigset_t all, previous;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &previous);
-  spdlog::init_thread_pool(kLogQueueMessages, 1, [] {});
+  spdlog::init_thread_pool(kLogQueueMessages, 1, [] { pthread_setname_np(pthread_self(), "sluice-log"); });
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   spdlog::sink_ptr sink;
 #ifdef SLUICE_HAVE_SYSTEMD

@@ -322,7 +322,8 @@ TEST(SystemdUnit, VerifyPasses) {
   EXPECT_EQ(out, "") << "warnings from systemd-analyze verify";
   // What the daemon relies on is there.
   for (const char* line : {"Type=notify", "NotifyAccess=main", "WatchdogSec=30", "ExecReload=/bin/kill -HUP $MAINPID",
-                           "StateDirectory=sluice", "NoNewPrivileges=yes", "User=sluice"}) {
+                           "StateDirectory=sluice", "NoNewPrivileges=yes", "User=sluice",
+                           "LoadCredential=database-url:/etc/sluice/database-url"}) {
     EXPECT_NE(unit.find(std::string("\n") + line + "\n"), std::string::npos) << line;
   }
 }

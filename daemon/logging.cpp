@@ -66,7 +66,12 @@ void init_logging(const std::string& level) {
   spdlog::set_default_logger(logger);
 }
 
-void shutdown_logging() { spdlog::shutdown(); }
+void shutdown_logging() {
+  // Held here, the logger and its sinks outlive the logger thread, which spdlog::shutdown() joins
+  // (it writes what is still queued first): the sinks are destroyed after the last write.
+  auto keep = spdlog::default_logger();
+  spdlog::shutdown();
+}
 
 uint64_t log_messages_dropped() {
   auto pool = spdlog::thread_pool();

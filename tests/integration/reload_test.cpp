@@ -7,6 +7,7 @@
 //      missing column): every problem logged, the previous config still in force;
 //   3. no row lost: every row acknowledged with 200 is in the table, and nothing else is.
 // systemd sees RELOADING=1 and then READY=1 for each reload (a NOTIFY_SOCKET bound by the test).
+// Also: the database URL from a systemd credential ($CREDENTIALS_DIRECTORY/database-url).
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -347,6 +348,37 @@ TEST(Reload, UnreadableFileAndChangedDatabaseUrl) {
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
   EXPECT_EQ(d.log().find("s3cr3t-pw"), std::string::npos) << "a password in the log:\n" << d.log();
   std::system(("rm -rf '" + std::string(tmpl) + "'").c_str());
+}
+
+// systemd LoadCredential=: the URL from $CREDENTIALS_DIRECTORY/database-url, logged without its
+// password; a JOURNAL_STREAM that is not our stderr keeps the log on stderr.
+TEST(Credentials, SystemdCredentialDirectory) {
+  auto& server = test::shared_pg_server();
+  const std::string url = server.create_database("reload_cred");
+  {
+    pg::Connection conn(url);
+    pg::migrate(conn, kSource + "/sql");
+    conn.exec("ALTER ROLE postgres PASSWORD 'cred-pw-123'");  // trust auth: accepted, not needed
+  }
+  char tmpl[] = "/tmp/sluice-cred-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string with_password = "postgresql://postgres:cred-pw-123@" + url.substr(url.find('@') + 1);
+  std::ofstream(dir + "/database-url") << with_password << "\n";
+  const int http = test::free_tcp_port(), admin = test::free_tcp_port();
+  test::DaemonProcess d;
+  d.start(config_json(http, admin, Settings{}), "", admin, 30, true,
+          {{"CREDENTIALS_DIRECTORY", dir}, {"JOURNAL_STREAM", "1:2"}});
+  test::HttpClient c("127.0.0.1", http);
+  const auto r = c.post("/v1/write/sensor_readings", "[]");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+  const std::string log = d.log();
+  EXPECT_NE(log.find("database_url_source=\"credential database-url\""), std::string::npos) << log;
+  EXPECT_NE(log.find("database=\"postgresql://postgres:***@"), std::string::npos) << log;
+  EXPECT_NE(log.find("log_sink=stderr"), std::string::npos) << log;
+  EXPECT_EQ(log.find("cred-pw-123"), std::string::npos) << log;
+  std::system(("rm -rf '" + dir + "'").c_str());
 }
 
 }  // namespace

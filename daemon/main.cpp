@@ -53,6 +53,7 @@ int check_config(const sluice::Config& c) {
   std::printf("%s: ok — %zu table(s), http %s, %zu udp listener(s), admin %s\n", c.source.c_str(),
               c.tables.size(), c.http.enabled ? c.http.listen.c_str() : "off", c.udp.size(),
               c.admin.enabled ? c.admin.listen.c_str() : "off");
+  std::printf("database URL from %s: %s\n", c.database.url_source.c_str(), sluice::pg::redact_url(c.database.url).c_str());
   return 0;
 }
 

@@ -176,6 +176,22 @@ class AdminRunner {
     AdminCallbacks cb;
     cb.ready = [&view] { return view.ready(); };
     cb.render_metrics = [&view] { return view.render(); };
+    // GET/PUT /loglevel: the level until the next reload (which sets log.level again) or restart.
+    cb.log_level = [] {
+      const auto name = spdlog::level::to_string_view(spdlog::get_level());
+      return std::string(name.data(), name.size());
+    };
+    cb.set_log_level = [](const std::string& level) -> std::string {
+      static const char* const kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+      for (const char* l : kLevels) {
+        if (level == l) {
+          spdlog::set_level(spdlog::level::from_str(level));
+          spdlog::warn("event=log_level_changed source=admin level={}", level);
+          return {};
+        }
+      }
+      return "\"" + level + "\" is not one of trace, debug, info, warn, error, critical, off";
+    };
     server_ = std::make_unique<AdminServer>(io_, config.listen, cb);
     server_->start();
     thread_ = std::thread([this] {

@@ -286,6 +286,18 @@ TEST(Reload, LiveSettingsApplyInvalidConfigsAreRefusedAndNoRowIsLost) {
   m = test::http_get(admin, "/metrics").body;
   EXPECT_EQ(sample(m, "sluice_config_reloads_total{result=\"applied\"}"), 1) << m;
   EXPECT_EQ(sample(m, "sluice_config_reloads_total{result=\"invalid\"}"), 2) << m;
+  // The admin listener shows the level in force, and sets it until the next reload.
+  EXPECT_EQ(test::http_get(admin, "/loglevel").body, "warning\n");
+  {
+    test::HttpClient admin_client("127.0.0.1", admin);
+    auto put = admin_client.request("PUT", "/loglevel", "info");
+    EXPECT_EQ(put.status, 200) << put.body;
+    EXPECT_EQ(put.body, "info\n");
+    put = admin_client.request("PUT", "/loglevel", "chatty");
+    EXPECT_EQ(put.status, 400) << put.body;
+  }
+  EXPECT_EQ(test::http_get(admin, "/loglevel").body, "info\n");
+  EXPECT_TRUE(wait_for_log(d, "event=log_level_changed source=admin level=info", 1)) << d.log();
 
   // 3. Nothing lost.
   load.stop();

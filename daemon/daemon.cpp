@@ -6,8 +6,10 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +27,8 @@
 #include "catalog/catalog.h"
 #include "daemon/collectors.h"
 #include "daemon/resolver_metrics.h"
+#include "daemon/logging.h"
+#include "daemon/reloader.h"
 #include "ingest/http/admin_server.h"
 #include "ingest/http/http_security.h"
 #include "ingest/http/http_server.h"
@@ -85,7 +89,12 @@ class SignalWatcher {
       while (sigwait(&set_, &sig) == 0) {
         if (sig == SIGTERM || sig == SIGINT) break;
         if (sig == SIGHUP) {
-          spdlog::warn("event=reload_requested signal=SIGHUP result=ignored reason=\"config reload is not supported yet\"");
+          std::lock_guard<std::mutex> lock(reload_mutex_);
+          if (reload_) {
+            reload_();
+          } else {
+            spdlog::warn("event=reload_requested signal=SIGHUP result=ignored reason=\"not ready yet\"");
+          }
         }
       }
       {
@@ -116,8 +125,16 @@ class SignalWatcher {
     std::lock_guard<std::mutex> lock(mutex_);
     return signal_;
   }
+  // What SIGHUP runs (on the signal thread); empty = logged and ignored. Clearing it waits for a
+  // reload in progress.
+  void set_reload_handler(std::function<void()> handler) {
+    std::lock_guard<std::mutex> lock(reload_mutex_);
+    reload_ = std::move(handler);
+  }
 
  private:
+  std::mutex reload_mutex_;
+  std::function<void()> reload_;
   sigset_t set_;
   std::thread thread_;
   mutable std::mutex mutex_;
@@ -162,6 +179,22 @@ class AdminRunner {
     AdminCallbacks cb;
     cb.ready = [&view] { return view.ready(); };
     cb.render_metrics = [&view] { return view.render(); };
+    // GET/PUT /loglevel: the level until the next reload (which sets log.level again) or restart.
+    cb.log_level = [] {
+      const auto name = spdlog::level::to_string_view(spdlog::get_level());
+      return std::string(name.data(), name.size());
+    };
+    cb.set_log_level = [](const std::string& level) -> std::string {
+      static const char* const kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+      for (const char* l : kLevels) {
+        if (level == l) {
+          spdlog::set_level(spdlog::level::from_str(level));
+          spdlog::warn("event=log_level_changed source=admin level={}", level);
+          return {};
+        }
+      }
+      return "\"" + level + "\" is not one of trace, debug, info, warn, error, critical, off";
+    };
     server_ = std::make_unique<AdminServer>(io_, config.listen, cb);
     server_->start();
     thread_ = std::thread([this] {
@@ -218,8 +251,8 @@ int run_daemon(const Config& config) {
   spdlog::set_level(spdlog::level::from_str(config.log.level));
   SignalWatcher signals;
 
-  spdlog::info("event=starting version={} database=\"{}\" tables={}", SLUICE_VERSION,
-               pg::redact_url(config.database.url), config.tables.size());
+  spdlog::info("event=starting version={} database=\"{}\" database_url_source=\"{}\" tables={} log_sink={}", SLUICE_VERSION,
+               pg::redact_url(config.database.url), config.database.url_source, config.tables.size(), log_sink_name());
   AdminView admin_view;
   AdminRunner admin(config.admin, admin_view);
   Catalog catalog;
@@ -437,6 +470,25 @@ int run_daemon(const Config& config) {
     });
   }
 
+  // SIGHUP: reload the config file (daemon/reloader.h); from READY=1 until the shutdown starts.
+  LivePieces live;
+  live.batcher = &batcher;
+  live.http = http.get();
+  live.catalog = &catalog;
+  for (size_t i = 0; i < ios.size(); ++i) {
+    live.ios.push_back(ios[i].get());
+    live.http_services.push_back(http_services[i].get());
+  }
+  for (auto& s : influx_services) live.influx_services.push_back(s.get());
+  live.notify = notify_systemd;
+  Reloader reloader(config, std::move(live));
+  reloader.register_metrics(registry);
+  register_logging_metrics(registry);
+  struct ReloadRegistration {
+    SignalWatcher& signals;
+    ~ReloadRegistration() { signals.set_reload_handler(nullptr); }
+  } reload_registration{signals};
+
   // From here the admin listener reports metrics and readiness.
   admin_view.attach(&registry, &writers);
   AdminAttachment admin_attachment{admin_view};
@@ -451,6 +503,7 @@ int run_daemon(const Config& config) {
                    std::to_string(io_threads) + " io threads, " + std::to_string(config.database.connections) +
                    " writer connections");
     spdlog::info("event=ready io_threads={} writer_connections={}", io_threads, config.database.connections);
+    signals.set_reload_handler([&reloader] { reloader.reload(); });
   }
 
   // The main thread now only pets systemd's watchdog (WatchdogSec=): every half interval it sends

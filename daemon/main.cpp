@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "daemon/daemon.h"
 #include "ingest/http/auth.h"
+#include "daemon/logging.h"
 #include "pg/connection.h"
 #include "pg/migrate.h"
 #include "policy/introspect.h"
@@ -49,7 +50,9 @@ const char* kUsage =
     "  -V, --version       print the version\n"
     "\n"
     "environment:\n"
-    "  SLUICE_DATABASE_URL   overrides database.url\n"
+    "  SLUICE_DATABASE_URL        the database URL (overrides every other source)\n"
+    "  SLUICE_DATABASE_URL_FILE   a file holding it (then $CREDENTIALS_DIRECTORY/database-url,\n"
+    "                             database.url_file, database.url); never on the command line\n"
     "\n"
     "exit codes: 0 ok, 1 runtime failure, 2 bad command line or config\n";
 
@@ -57,6 +60,7 @@ int check_config(const sluice::Config& c) {
   std::printf("%s: ok — %zu table(s), http %s, %zu udp listener(s), admin %s\n", c.source.c_str(),
               c.tables.size(), c.http.enabled ? c.http.listen.c_str() : "off", c.udp.size(),
               c.admin.enabled ? c.admin.listen.c_str() : "off");
+  std::printf("database URL from %s: %s\n", c.database.url_source.c_str(), sluice::pg::redact_url(c.database.url).c_str());
   return 0;
 }
 
@@ -178,6 +182,10 @@ int main(int argc, char** argv) {
   }
   if (command == "check-config") return check_config(config);
 
+  sluice::init_logging(config.log.level);
+  struct LoggingShutdown {
+    ~LoggingShutdown() { sluice::shutdown_logging(); }
+  } logging_shutdown;
   try {
     if (command == "migrate") return migrate(config);
     if (command == "policy plan" || command == "policy apply") return policy_command(config, command == "policy apply");

@@ -116,6 +116,65 @@ void check_address(const std::string& path, const std::string& address, std::vec
   }
 }
 
+// Reads a credential file: the URL with surrounding whitespace removed. The problem names the
+// file and the source, never the content.
+bool read_secret_file(const std::string& path, const std::string& what, std::string& out,
+                      std::vector<std::string>& problems) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    problems.push_back(what + ": cannot read \"" + path + "\"");
+    return false;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  const auto first = text.find_first_not_of(" \t\r\n");
+  const auto last = text.find_last_not_of(" \t\r\n");
+  if (first == std::string::npos) {
+    problems.push_back(what + ": \"" + path + "\" is empty");
+    return false;
+  }
+  text = text.substr(first, last - first + 1);
+  if (text.find('\n') != std::string::npos) {
+    problems.push_back(what + ": \"" + path + "\" must hold the URL on one line");
+    return false;
+  }
+  out = std::move(text);
+  return true;
+}
+
+// The precedence of config.h (load_config): the first source that is set wins.
+void resolve_database_url(DatabaseConfig& db, std::vector<std::string>& problems) {
+  if (const char* env_url = std::getenv("SLUICE_DATABASE_URL"); env_url && *env_url) {
+    db.url = env_url;
+    db.url_source = "env SLUICE_DATABASE_URL";
+    return;
+  }
+  if (const char* file = std::getenv("SLUICE_DATABASE_URL_FILE"); file && *file) {
+    db.url_source = std::string("file ") + file;
+    read_secret_file(file, "SLUICE_DATABASE_URL_FILE", db.url, problems);
+    return;
+  }
+  if (const char* dir = std::getenv("CREDENTIALS_DIRECTORY"); dir && *dir) {
+    const std::string path = std::string(dir) + "/database-url";
+    if (std::ifstream(path).good()) {
+      db.url_source = "credential database-url";
+      read_secret_file(path, "$CREDENTIALS_DIRECTORY/database-url", db.url, problems);
+      return;
+    }
+  }
+  if (!db.url_file.empty()) {
+    db.url_source = "file " + db.url_file;
+    read_secret_file(db.url_file, "database.url_file", db.url, problems);
+    return;
+  }
+  db.url_source = "config database.url";
+  if (db.url.empty()) {
+    problems.push_back("database.url: required (or database.url_file, env SLUICE_DATABASE_URL or "
+                       "SLUICE_DATABASE_URL_FILE, or the systemd credential database-url)");
+  }
+}
+
 }  // namespace
 
 ConfigError::ConfigError(const std::string& summary, std::vector<std::string> problems)
@@ -157,11 +216,16 @@ Config parse_config(const std::string& text, const std::string& source_name) {
 
   Config c;
   c.source = source_name;
+  for (auto it = root.begin(); it != root.end(); ++it) c.sections[it.key()] = it->dump();
   {
     ObjectReader top(root, "", problems);
 
     ObjectReader db(object_or_empty(top.get("database"), "database", problems), "database", problems);
     db.string("url", c.database.url);
+    db.string("url_file", c.database.url_file);
+    if (!c.database.url.empty() && !c.database.url_file.empty()) {
+      problems.push_back("database.url_file: set either database.url or database.url_file, not both");
+    }
     db.integer("connections", c.database.connections, 1, 64);
     db.string("migrations_dir", c.database.migrations_dir);
 
@@ -347,12 +411,7 @@ Config parse_config(const std::string& text, const std::string& source_name) {
     }
   }
 
-  if (const char* env_url = std::getenv("SLUICE_DATABASE_URL"); env_url && *env_url) {
-    c.database.url = env_url;
-  }
-  if (c.database.url.empty()) {
-    problems.push_back("database.url: required (or set SLUICE_DATABASE_URL)");
-  }
+  resolve_database_url(c.database, problems);
 
   if (!problems.empty()) {
     // The summary is built before the vector is moved into the exception.

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <map>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -24,6 +25,8 @@ namespace sluice {
 
 struct DatabaseConfig {
   std::string url;                       // libpq URL or conninfo; env SLUICE_DATABASE_URL overrides
+  std::string url_file;                  // file holding the URL (not with url); see database_url_sources
+  std::string url_source;                // where `url` came from (set by load; logged, never the URL itself)
   int connections = 2;                   // COPY writer connections
   std::string migrations_dir = "sql";    // for `sluiced migrate`; relative to the working directory
 };
@@ -111,6 +114,7 @@ struct Config {
   std::vector<TableConfig> tables;
   std::vector<MeasurementConfig> measurements;  // line protocol mappings (HTTP /write, /api/v2/write, UDP line)
   AuthConfig auth;                       // bearer tokens for writes (config/security.h)
+  std::map<std::string, std::string> sections;  // top-level key → its JSON, canonical (config/reload.h)
 };
 
 class ConfigError : public std::runtime_error {
@@ -124,6 +128,15 @@ class ConfigError : public std::runtime_error {
 
 // Reads, parses and validates; applies environment overrides (SLUICE_DATABASE_URL). Throws
 // ConfigError listing every problem found, each prefixed with its JSON path.
+//
+// The database URL (it carries the password) is taken from the first source that is set:
+//   1. env SLUICE_DATABASE_URL                       (url_source "env SLUICE_DATABASE_URL")
+//   2. env SLUICE_DATABASE_URL_FILE: a file          (url_source "file <path>")
+//   3. $CREDENTIALS_DIRECTORY/database-url, when that file exists (systemd LoadCredential=)
+//   4. database.url_file                             (url_source "file <path>")
+//   5. database.url                                  (url_source "config database.url")
+// A file holds the URL alone; surrounding whitespace and the final newline are ignored. Never
+// from the command line (it would show in ps and the journal).
 Config load_config(const std::string& path);
 Config parse_config(const std::string& text, const std::string& source_name);
 

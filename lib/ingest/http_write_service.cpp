@@ -77,6 +77,12 @@ HttpWriteService::HttpWriteService(IngestContext& context, const HttpConfig& con
   if (!parse_epoch_precision(config.default_precision, default_precision_)) default_precision_ = EpochPrecision::s;
 }
 
+void HttpWriteService::apply_live_settings(const HttpConfig& config) {
+  max_rows_ = config.max_rows_per_request;
+  ack_timeout_ = std::chrono::milliseconds(config.ack_timeout_ms);
+  if (!parse_epoch_precision(config.default_precision, default_precision_)) default_precision_ = EpochPrecision::s;
+}
+
 void HttpWriteService::handle(const WriteRequest& request, std::function<void(WriteResponse)> done) {
   handle_round(request, std::move(done), 0);
 }

@@ -26,6 +26,9 @@ class HttpWriteService : public WriteHandler {
  public:
   HttpWriteService(IngestContext& context, const HttpConfig& config);
   void handle(const WriteRequest& request, std::function<void(WriteResponse)> done) override;
+  // SIGHUP reload: the live request settings (max_rows_per_request, ack_timeout_ms, default_precision).
+  // Call on the service's IO thread (post it there); requests already started keep the old ones.
+  void apply_live_settings(const HttpConfig& config);
 
  private:
   // `round` counts the parses of this request that waited for resolver keys (at most kMaxResolveRounds).

@@ -78,6 +78,11 @@ WriteResponse influx_error(unsigned status, std::string_view code, std::string_v
 InfluxWriteService::InfluxWriteService(IngestContext& context, const HttpConfig& config)
     : ctx_(context), max_rows_(config.max_rows_per_request), ack_timeout_(config.ack_timeout_ms) {}
 
+void InfluxWriteService::apply_live_settings(const HttpConfig& config) {
+  max_rows_ = config.max_rows_per_request;
+  ack_timeout_ = std::chrono::milliseconds(config.ack_timeout_ms);
+}
+
 void InfluxWriteService::handle(const WriteRequest& request, std::function<void(WriteResponse)> done) {
   handle_round(request, std::move(done), 0);
 }

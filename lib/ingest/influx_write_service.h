@@ -37,6 +37,9 @@ class InfluxWriteService : public WriteHandler {
   // context.line_mapper() must be set (else every request is answered 404).
   InfluxWriteService(IngestContext& context, const HttpConfig& config);
   void handle(const WriteRequest& request, std::function<void(WriteResponse)> done) override;
+  // SIGHUP reload: the live request settings (max_rows_per_request, ack_timeout_ms).
+  // Call on the service's IO thread (post it there); requests already started keep the old ones.
+  void apply_live_settings(const HttpConfig& config);
 
  private:
   // `round` counts the parses of this request that waited for resolver keys (at most kMaxResolveRounds).

@@ -107,11 +107,12 @@ std::string quote_literal(std::string_view text) {
 
 std::string redact_url(std::string_view url) {
   std::string s(url);
-  // postgresql://user:secret@host → postgresql://user:***@host
-  static const std::regex uri_password(R"(^(postgres(?:ql)?://[^:/@]*:)[^@]*@)");
+  // postgresql://user:secret@host → postgresql://user:***@host (up to the last '@' of the
+  // authority: an unencoded '@' in the password must not leave its tail behind)
+  static const std::regex uri_password(R"(^(postgres(?:ql)?://[^:/@]*:)[^/]*@)");
   s = std::regex_replace(s, uri_password, "$1***@");
-  // key=value conninfo: password=secret → password=***
-  static const std::regex kv_password(R"((password\s*=\s*)('[^']*'|\S+))");
+  // key=value conninfo (password=secret, password='a \'b') and URI query (?password=secret&…)
+  static const std::regex kv_password(R"((password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+))", std::regex::icase);
   s = std::regex_replace(s, kv_password, "$1***");
   return s;
 }

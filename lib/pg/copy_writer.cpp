@@ -431,10 +431,10 @@ bool WriterPool::try_connect(Writer& w) {
     stats_.connected_writers.fetch_add(1, std::memory_order_relaxed);
     if (w.had_trouble) {
       stats_.reconnects.fetch_add(1, std::memory_order_relaxed);
-      spdlog::info("writer {}: connected to {} again after {} failed attempt(s)", w.index,
+      spdlog::info("event=db_reconnected writer={} database=\"{}\" failed_attempts={}", w.index,
                    redact_url(options_.url), w.failed_attempts);
     } else if (!w.connected_once) {
-      spdlog::debug("writer {}: connected to {}", w.index, redact_url(options_.url));
+      spdlog::debug("event=db_connected writer={} database=\"{}\"", w.index, redact_url(options_.url));
     }
     w.connected_once = true;
     w.had_trouble = false;
@@ -456,7 +456,7 @@ bool WriterPool::try_connect(Writer& w) {
   std::uniform_int_distribution<int64_t> jitter(delay / 2, delay);
   w.next_connect_at = Clock::now() + std::chrono::milliseconds(jitter(w.rng));
   if (!w.down_logged) {
-    spdlog::warn("writer {}: cannot connect to {}: {} (retrying, backoff up to {} ms)", w.index,
+    spdlog::warn("event=db_connect_failed writer={} database=\"{}\" error=\"{}\" retry_backoff_max_ms={}", w.index,
                  redact_url(options_.url), why, max_ms);
     w.down_logged = true;
   }
@@ -472,7 +472,7 @@ void WriterPool::drop_connection(Writer& w, const std::string& why) {
   w.had_trouble = true;
   w.next_connect_at = Clock::now();  // the first reconnect is immediate, then backoff
   if (!w.down_logged) {
-    spdlog::warn("writer {}: lost connection to {}: {}", w.index, redact_url(options_.url), why);
+    spdlog::warn("event=db_connection_lost writer={} database=\"{}\" error=\"{}\"", w.index, redact_url(options_.url), why);
     w.down_logged = true;
   }
 }
@@ -531,12 +531,10 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
   auto log_failure = [&](uint64_t block_count, uint64_t rows, const std::string& what, const std::string& message) {
     const auto now = Clock::now();
     if (now - w.last_failure_log >= kFailureLogInterval) {
-      spdlog::warn("writer {}: {} {}: {} block(s), {} row(s): {}{}", w.index, what,
+      spdlog::warn("event=batch_failed writer={} outcome=\"{}\" table={} blocks={} rows={} error=\"{}\" "
+                   "earlier_failures_not_logged={}", w.index, what,
                    known_table ? catalog_.tables[table_id].config_name : std::to_string(table_id),
-                   block_count, rows, message,
-                   w.failures_not_logged ? " (+" + std::to_string(w.failures_not_logged) +
-                                               " earlier failures not logged)"
-                                         : std::string());
+                   block_count, rows, message, w.failures_not_logged);
       w.last_failure_log = now;
       w.failures_not_logged = 0;
     } else {

@@ -60,7 +60,7 @@ class AdvisoryLock {
       }
       conn_.query("SELECT pg_advisory_unlock($1::bigint)", {std::to_string(kMigrationLockKey)});
     } catch (const std::exception& e) {
-      spdlog::warn("migrate: could not release the migration lock: {}", e.what());
+      spdlog::warn("event=migration_unlock_failed error=\"{}\"", e.what());
     }
   }
   AdvisoryLock(const AdvisoryLock&) = delete;
@@ -218,7 +218,7 @@ MigrateReport migrate(Connection& conn, const std::string& dir) {
       continue;
     }
     apply_one(conn, f);
-    spdlog::info("migrate: applied {} (checksum {})", f.name, f.checksum);
+    spdlog::info("event=migration_applied file={} checksum={}", f.name, f.checksum);
     report.applied.push_back(f.name);
   }
   return report;

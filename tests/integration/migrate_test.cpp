@@ -47,6 +47,7 @@ class TempDir {
   }
   void copy_from(const std::string& dir) const {
     for (const auto& e : fs::directory_iterator(dir)) {
+      if (!e.is_regular_file()) continue;  // e.g. sql/roles/: not migrations
       fs::copy_file(e.path(), path_ + "/" + e.path().filename().string());
     }
   }

@@ -322,7 +322,8 @@ TEST(SystemdUnit, VerifyPasses) {
   EXPECT_EQ(out, "") << "warnings from systemd-analyze verify";
   // What the daemon relies on is there.
   for (const char* line : {"Type=notify", "NotifyAccess=main", "WatchdogSec=30", "ExecReload=/bin/kill -HUP $MAINPID",
-                           "StateDirectory=sluice", "NoNewPrivileges=yes", "User=sluice"}) {
+                           "StateDirectory=sluice", "NoNewPrivileges=yes", "User=sluice",
+                           "LoadCredential=database-url:/etc/sluice/database-url"}) {
     EXPECT_NE(unit.find(std::string("\n") + line + "\n"), std::string::npos) << line;
   }
 }
@@ -474,6 +475,52 @@ TEST_F(MetricsScrape, DashboardUsesOnlyExposedMetrics) {
   const auto exposed = exposed_names(metrics_);
   EXPECT_GE(used.size(), 15u);
   for (const auto& name : used) EXPECT_EQ(exposed.count(name), 1u) << name << " is not in /metrics";
+}
+
+// docs/alerts.yml: valid for promtool, and every sluice_* series it uses is exposed.
+TEST_F(MetricsScrape, AlertRulesPassPromtoolAndUseExposedMetrics) {
+  const std::string rules = read_file(kSource + "/docs/alerts.yml");
+  ASSERT_FALSE(rules.empty()) << "docs/alerts.yml missing";
+  if (have_command("promtool")) {
+    std::string out;
+    EXPECT_EQ(sh("promtool check rules '" + kSource + "/docs/alerts.yml'", out), 0) << out;
+    EXPECT_NE(out.find("SUCCESS"), std::string::npos) << out;
+  } else {
+    ADD_FAILURE() << "promtool not installed (scripts/install-deps --tests installs it)";
+  }
+  const auto exposed = exposed_names(metrics_);
+  const std::regex name_re("sluice_[a-zA-Z0-9_]+");
+  // The expressions only: `expr: …` lines and the indented lines of an `expr: |` block.
+  std::string exprs;
+  {
+    std::istringstream in(rules);
+    std::string line;
+    size_t block_indent = std::string::npos;
+    while (std::getline(in, line)) {
+      const size_t indent = line.find_first_not_of(' ');
+      if (block_indent != std::string::npos && indent != std::string::npos && indent > block_indent) {
+        exprs += line + "\n";
+        continue;
+      }
+      block_indent = std::string::npos;
+      const auto at = line.find("expr:");
+      if (at == std::string::npos || indent != at) continue;
+      exprs += line + "\n";
+      if (line.find('|', at) != std::string::npos) block_indent = indent;
+    }
+  }
+  std::set<std::string> used;
+  for (auto m = std::sregex_iterator(exprs.begin(), exprs.end(), name_re); m != std::sregex_iterator(); ++m) {
+    used.insert(m->str());
+  }
+  EXPECT_GE(used.size(), 10u);
+  for (const auto& name : used) EXPECT_EQ(exposed.count(name), 1u) << name << " is not in /metrics";
+  // The reload and logging series exist from the start.
+  for (const char* sample : {"sluice_config_reloads_total{result=\"applied\"} 0",
+                             "sluice_config_reloads_total{result=\"invalid\"} 0",
+                             "sluice_log_messages_dropped_total 0"}) {
+    EXPECT_NE(metrics_.find(std::string("\n") + sample + "\n"), std::string::npos) << sample;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ class DaemonProcess {
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
   std::string log() const;
+  // The config file the daemon was started with (rewrite it, then SIGHUP, to test a reload).
+  std::string config_path() const { return dir_ + "/config.json"; }
 
  private:
   pid_t pid_ = -1;

@@ -113,6 +113,21 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       response_.result(http::status::ok);
       response_.set(http::field::content_type, kMetricsContentType);
       if (state_->callbacks.render_metrics) response_.body() = state_->callbacks.render_metrics();
+    } else if (path == "/loglevel" && state_->callbacks.log_level && state_->callbacks.set_log_level) {
+      if (request.method() == http::verb::get) {
+        response_.result(http::status::ok);
+        response_.body() = state_->callbacks.log_level() + "\n";
+      } else if (request.method() == http::verb::put) {
+        std::string level = request.body();
+        while (!level.empty() && (level.back() == '\n' || level.back() == '\r' || level.back() == ' ')) level.pop_back();
+        const std::string problem = state_->callbacks.set_log_level(level);
+        response_.result(problem.empty() ? http::status::ok : http::status::bad_request);
+        response_.body() = (problem.empty() ? state_->callbacks.log_level() : problem) + "\n";
+      } else {
+        response_.result(http::status::method_not_allowed);
+        response_.set(http::field::allow, "GET, PUT");
+        response_.body() = "method not allowed";
+      }
     } else {
       response_.result(http::status::not_found);
       response_.body() = "not found";

@@ -24,6 +24,10 @@ namespace sluice {
 struct AdminCallbacks {
   std::function<bool()> ready;                  // empty = always ready
   std::function<std::string()> render_metrics;  // empty = empty body
+  // GET /loglevel → the current level; PUT /loglevel with the level as body sets it (until the next
+  // reload or restart). set_log_level returns "" or what is wrong. Both empty = 404.
+  std::function<std::string()> log_level;
+  std::function<std::string(const std::string&)> set_log_level;
 };
 
 class AdminServer {

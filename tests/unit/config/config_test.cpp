@@ -13,8 +13,11 @@ const char* kMinimal = R"({"database": {"url": "postgresql://u@h/db"}, "tables":
 
 class ConfigTest : public ::testing::Test {
  protected:
-  void SetUp() override { unsetenv("SLUICE_DATABASE_URL"); }
-  void TearDown() override { unsetenv("SLUICE_DATABASE_URL"); }
+  void SetUp() override { clear_env(); }
+  void TearDown() override { clear_env(); }
+  static void clear_env() {
+    for (const char* v : {"SLUICE_DATABASE_URL", "SLUICE_DATABASE_URL_FILE", "CREDENTIALS_DIRECTORY"}) unsetenv(v);
+  }
 
   std::vector<std::string> problems(const std::string& text) {
     try {
@@ -82,7 +85,8 @@ TEST_F(ConfigTest, EveryProblemIsReportedAtOnceWithItsPath) {
       "tables[2].name: required",
       "udp[0].table: \"missing\" is not listed in tables",
       "extra: unknown setting",
-      "database.url: required (or set SLUICE_DATABASE_URL)",
+      "database.url: required (or database.url_file, env SLUICE_DATABASE_URL or SLUICE_DATABASE_URL_FILE, or the "
+      "systemd credential database-url)",
   };
   for (const auto& e : expected) {
     EXPECT_NE(std::find(p.begin(), p.end(), e), p.end()) << "missing: " << e;

@@ -27,6 +27,12 @@ class AdminServerTest : public ::testing::Test {
       ++renders_;
       return std::string("# TYPE sluice_up gauge\nsluice_up 1\n");
     };
+    callbacks.log_level = [this] { return level_; };
+    callbacks.set_log_level = [this](const std::string& l) {
+      if (l != "debug" && l != "info") return "\"" + l + "\" is not a level";
+      level_ = l;
+      return std::string();
+    };
     server_ = std::make_unique<AdminServer>(io_, "127.0.0.1:0", callbacks);
     server_->start();
     thread_ = std::thread([this] { io_.run(); });
@@ -47,6 +53,7 @@ class AdminServerTest : public ::testing::Test {
 
   std::atomic<bool> ready_{false};
   std::atomic<int> renders_{0};
+  std::string level_ = "info";  // admin thread only (and the test after its answers)
   net::io_context io_;
   net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(io_);
   std::unique_ptr<AdminServer> server_;
@@ -86,6 +93,28 @@ TEST_F(AdminServerTest, OthersAre404And405) {
   EXPECT_EQ(client.request(get("/v1/write/t")).result_int(), 404u);
   auto post = HttpClient::post("/metrics", "x");
   EXPECT_EQ(client.request(post).result_int(), 405u);
+}
+
+TEST_F(AdminServerTest, LogLevelIsReadAndSetThroughTheCallbacks) {
+  HttpClient client(server_->port());
+  Response res = client.request(get("/loglevel"));
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_EQ(res.body(), "info\n");
+  http::request<http::string_body> put{http::verb::put, "/loglevel", 11};
+  put.set(http::field::host, "x");
+  put.body() = "debug\n";
+  put.prepare_payload();
+  res = client.request(put);
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_EQ(res.body(), "debug\n");
+  EXPECT_EQ(level_, "debug");
+  put.body() = "loud";
+  put.prepare_payload();
+  res = client.request(put);
+  EXPECT_EQ(res.result_int(), 400u);
+  EXPECT_EQ(res.body(), "\"loud\" is not a level\n");
+  EXPECT_EQ(level_, "debug");
+  EXPECT_EQ(client.request(HttpClient::post("/loglevel", "x")).result_int(), 405u);
 }
 
 TEST_F(AdminServerTest, StopClosesConnections) {

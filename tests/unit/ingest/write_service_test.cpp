@@ -96,6 +96,23 @@ TEST_F(WriteServiceTest, CommittedAckAnswersAfterTheWriterCompletesTheBlock) {
   EXPECT_EQ(r.body, R"({"accepted":2,"rejected":0,"errors":[]})");
 }
 
+// SIGHUP reload (daemon/reloader.h): a new rows-per-request limit applies to the next request.
+TEST_F(WriteServiceTest, LiveSettingsApplyToTheNextRequest) {
+  auto r = send(R"([{"time": 1, "value": 1}, {"time": 2, "value": 2}, {"time": 3, "value": 3}])", "readings", "accepted");
+  EXPECT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(pop()->rows, 3u);
+  HttpConfig next = config_;
+  next.max_rows_per_request = 2;
+  service_->apply_live_settings(next);
+  r = send(R"([{"time": 1000, "value": 1}, {"time": 2000, "value": 2}, {"time": 3000, "value": 3}])", "readings",
+           "accepted");
+  EXPECT_EQ(r.status, 400u) << r.body;
+  EXPECT_NE(r.body.find(R"("accepted":2,"rejected":1)"), std::string::npos) << r.body;
+  BlockPtr b = pop();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->rows, 2u);
+}
+
 TEST_F(WriteServiceTest, AcceptedAckAnswersAtOnce) {
   auto r = send(R"({"time": 1, "value": 1.5})", "readings", "accepted");
   EXPECT_EQ(r.status, 200u);

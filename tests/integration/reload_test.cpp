@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <string>
 #include <thread>
@@ -321,6 +322,60 @@ TEST(Reload, LiveSettingsApplyInvalidConfigsAreRefusedAndNoRowIsLost) {
   }
   EXPECT_EQ(reloading, 3);
   EXPECT_EQ(ready_after, 3);
+}
+
+// Tokens are replaced live: a token added by a reload is accepted at once (also on a keep-alive
+// connection opened before), a removed one is refused, and a scope change applies to the next request.
+TEST(Reload, TokensAndScopesAreReplacedLive) {
+  auto& server = test::shared_pg_server();
+  const std::string url = server.create_database("reload_tokens");
+  {
+    pg::Connection conn(url);
+    pg::migrate(conn, kSource + "/sql");
+    conn.exec("INSERT INTO sensors (sensor_id) VALUES ('sensor-t')");
+  }
+  // sha256("alpha-token") and sha256("beta-token") (`printf %s alpha-token | sha256sum`).
+  const std::string alpha = "a336d9b1d8b8647875238537ca5087b0ea335afd2032936aecdffc3e4b13f720";
+  const std::string beta = "863d63c0bd3a94bfca84ed2063a7355a226faff82ca50b90158bf183aa1a9e61";
+  auto with_tokens = [&](const std::string& tokens) {
+    Settings s;
+    s.extra = R"(, "auth": {"tokens": [)" + tokens + "]}";
+    return s;
+  };
+  const int http = test::free_tcp_port(), admin = test::free_tcp_port();
+  test::DaemonProcess d;
+  d.start(config_json(http, admin, with_tokens(R"({"name": "a", "sha256": ")" + alpha +
+                                               R"(", "tables": ["sensor_readings"]})")),
+          url, admin, 30, true);
+  test::HttpClient c("127.0.0.1", http);
+  const std::map<std::string, std::string> as_alpha{{"Authorization", "Bearer alpha-token"}};
+  const std::map<std::string, std::string> as_beta{{"Authorization", "Bearer beta-token"}};
+  auto post = [&](const std::map<std::string, std::string>& who, long long ts) {
+    return c.post("/v1/write/sensor_readings", rows_json("sensor-t", ts, 1), "application/json", who).status;
+  };
+  EXPECT_EQ(post(as_alpha, 1735689600), 200);
+  EXPECT_EQ(post(as_beta, 1735689601), 401);
+
+  // alpha removed, beta added with a scope that does not include sensor_readings.
+  std::ofstream(d.config_path()) << config_json(
+      http, admin, with_tokens(R"({"name": "b", "sha256": ")" + beta + R"(", "tables": ["sensors"]})"));
+  ASSERT_EQ(::kill(d.pid(), SIGHUP), 0);
+  ASSERT_TRUE(wait_for_log(d, "event=config_reload result=applied", 1)) << d.log();
+  EXPECT_EQ(d.log().find("needs_restart setting=auth"), std::string::npos) << d.log();
+  EXPECT_EQ(post(as_alpha, 1735689602), 401);
+  EXPECT_EQ(post(as_beta, 1735689603), 403);
+
+  // beta's scope widened.
+  std::ofstream(d.config_path()) << config_json(
+      http, admin, with_tokens(R"({"name": "b", "sha256": ")" + beta + R"(", "tables": ["*"]})"));
+  ASSERT_EQ(::kill(d.pid(), SIGHUP), 0);
+  ASSERT_TRUE(wait_for_log(d, "event=config_reload result=applied", 2)) << d.log();
+  EXPECT_EQ(post(as_beta, 1735689604), 200);
+
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+  EXPECT_EQ(query_count(url, "SELECT count(*) FROM sensor_readings"), 2);
+  EXPECT_EQ(d.log().find("alpha-token"), std::string::npos) << d.log();
+  EXPECT_EQ(d.log().find(alpha), std::string::npos) << "a token hash in the log:\n" << d.log();
 }
 
 // A SIGHUP naming a file that has become unreadable keeps the running config; a URL changed in

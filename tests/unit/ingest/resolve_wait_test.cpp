@@ -258,6 +258,32 @@ TEST_F(ResolveWaitTest, UnavailableDatabaseAnswers503AndCachesNothing) {
   EXPECT_EQ(drain(), (std::vector<int64_t>{3}));
 }
 
+// A request parsed again after a resolver wait keeps its token's scope: lines for a table outside it
+// are still refused (403), nothing is stored.
+TEST_F(ResolveWaitTest, ScopeStillAppliesAfterTheWait) {
+  fake_.set_id("late", "5");
+  fake_.set_open(false);
+  TableScope scope;
+  scope.patterns = {"other_table"};
+  std::string body = "r,device=late value=1 1000000000";
+  std::optional<WriteResponse> a;
+  {
+    WriteRequest r;
+    r.api = WriteApi::influx_v2;
+    r.ack_mode = "accepted";
+    r.body = &body;
+    r.scope = &scope;
+    influx_->handle(r, [&a](WriteResponse w) { a = std::move(w); });
+  }
+  run_until([&] { return fake_.submitted() == 1; });
+  EXPECT_FALSE(a.has_value());
+  fake_.set_open(true);
+  run_until([&] { return a.has_value(); });
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->status, 403u) << a->body;
+  EXPECT_TRUE(drain().empty());
+}
+
 TEST_F(ResolveWaitTest, UdpDatagramsWithMissesAreKeptAndReplayed) {
   fake_.set_id("u1", "11");
   fake_.set_id("u2", "12");

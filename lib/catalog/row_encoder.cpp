@@ -331,6 +331,15 @@ int64_t utf8_length(std::string_view s, bool& has_nul) {
   size_t i = 0;
   int64_t count = 0;
   has_nul = false;
+  if (n >= 8) {
+    // Common case first: all ASCII without NUL is n code points. 8 bytes at a time, the last
+    // (possibly overlapping) 8 bytes included; anything else goes through the loop below.
+    constexpr uint64_t kHigh = 0x8080808080808080ULL, kLow = 0x0101010101010101ULL;
+    auto plain = [](uint64_t v) { return (v & kHigh) == 0 && ((v - kLow) & ~v & kHigh) == 0; };
+    bool ascii = true;
+    for (size_t j = 0; ascii && j + 8 <= n; j += 8) ascii = plain(load8(s.data() + j));
+    if (ascii && plain(load8(s.data() + n - 8))) return static_cast<int64_t>(n);
+  }
   while (i < n) {
     if (i + 8 <= n) {
       uint64_t v;

@@ -227,5 +227,48 @@ TEST_F(UnixMicros, SecondPutOfTheColumnIsRefused) {
   EXPECT_EQ(enc.error_column(), -1);
 }
 
+// The ASCII pre-check of the UTF-8 validation (8 bytes at a time, the last 8 overlapping): a NUL, a
+// multi-byte character or an invalid byte at any position of strings of 0..40 bytes.
+TEST(TextFastPath, NulMultibyteAndInvalidBytesAtEveryPosition) {
+  TableSchema t;
+  t.name = "t";
+  Column c = make_column("s", PgType::varchar);
+  t.columns.push_back(c);
+  finish_table_schema(t);
+  for (size_t len = 1; len <= 40; ++len) {
+    for (size_t at = 0; at < len; ++at) {
+      for (int kind = 0; kind < 4; ++kind) {
+        std::string s(len, 'x');
+        std::string want_error;
+        size_t chars = len;
+        switch (kind) {
+          case 0: s[at] = '\0'; want_error = "column \"s\": text must not contain NUL (\\u0000) characters"; break;
+          case 1: s[at] = '\xff'; want_error = "column \"s\": invalid UTF-8"; break;
+          case 2: s.replace(at, 1, "\xc3\xa9"); break;  // e-acute: 2 bytes, 1 code point
+          case 3: s[at] = '\x7f'; break;                 // DEL is plain ASCII
+        }
+        // varchar(chars) accepts the string, varchar(chars - 1) refuses it with the count.
+        for (int limit = 0; limit < 2; ++limit) {
+          t.columns[0].max_chars = static_cast<int>(chars) - limit;
+          RowEncoder enc(t);
+          enc.begin_row();
+          const bool ok = enc.put_string(0, s);
+          SCOPED_TRACE("len " + std::to_string(len) + " at " + std::to_string(at) + " kind " + std::to_string(kind));
+          if (!want_error.empty()) {
+            EXPECT_FALSE(ok);
+            EXPECT_EQ(enc.error(), want_error);
+          } else if (limit == 0) {
+            EXPECT_TRUE(ok) << enc.error();
+          } else {
+            EXPECT_FALSE(ok);
+            EXPECT_EQ(enc.error(), "column \"s\": value is " + std::to_string(chars) + " characters long; varchar(" +
+                                       std::to_string(chars - 1) + ") allows " + std::to_string(chars - 1));
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sluice::test

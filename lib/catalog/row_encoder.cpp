@@ -331,6 +331,15 @@ int64_t utf8_length(std::string_view s, bool& has_nul) {
   size_t i = 0;
   int64_t count = 0;
   has_nul = false;
+  if (n >= 8) {
+    // Common case first: all ASCII without NUL is n code points. 8 bytes at a time, the last
+    // (possibly overlapping) 8 bytes included; anything else goes through the loop below.
+    constexpr uint64_t kHigh = 0x8080808080808080ULL, kLow = 0x0101010101010101ULL;
+    auto plain = [](uint64_t v) { return (v & kHigh) == 0 && ((v - kLow) & ~v & kHigh) == 0; };
+    bool ascii = true;
+    for (size_t j = 0; ascii && j + 8 <= n; j += 8) ascii = plain(load8(s.data() + j));
+    if (ascii && plain(load8(s.data() + n - 8))) return static_cast<int64_t>(n);
+  }
   while (i < n) {
     if (i + 8 <= n) {
       uint64_t v;
@@ -1062,38 +1071,31 @@ bool RowEncoder::put_json(int column, std::string_view j) {
 bool RowEncoder::end_row(std::vector<char>& out, uint64_t& mask, int64_t& min_time, int64_t& max_time) {
   const auto& cols = table_->columns;
   const size_t ncols = cols.size();
+  // One pass, written into room for every field (2 + 4 per column + the row's value bytes) and
+  // trimmed after; a missing required column puts `out` back to its old size.
+  const size_t base = out.size();
+  out.resize(base + 2 + 4 * ncols + scratch_used_);
+  char* o = out.data() + base + 2;
   uint64_t present = 0;
   size_t fields = 0;
-  size_t bytes = 2;
   for (size_t i = 0; i < ncols; ++i) {
     const Column& c = cols[i];
     const int32_t len = slots_[i].length;
     if (len == -2) {
       if (c.omit_bit >= 0) continue;
       if (c.not_null) {
+        out.resize(base);
         fail_raw(static_cast<int>(i), "missing value for required column \"" + c.name + "\"");
         error_missing_ = true;
         return false;
       }
-    } else if (c.omit_bit >= 0) {
-      present |= uint64_t{1} << c.omit_bit;
-    }
-    ++fields;
-    bytes += 4 + (len > 0 ? static_cast<size_t>(len) : 0);
-  }
-  const size_t base = out.size();
-  out.resize(base + bytes);
-  char* o = out.data() + base;
-  store_be16(o, static_cast<uint16_t>(fields));
-  o += 2;
-  for (size_t i = 0; i < ncols; ++i) {
-    const int32_t len = slots_[i].length;
-    if (len == -2) {
-      if (cols[i].omit_bit >= 0) continue;
       store_be32(o, 0xFFFFFFFFu);
       o += 4;
+      ++fields;
       continue;
     }
+    if (c.omit_bit >= 0) present |= uint64_t{1} << c.omit_bit;
+    ++fields;
     store_be32(o, static_cast<uint32_t>(len));
     o += 4;
     const char* src = scratch_.data() + slots_[i].offset;
@@ -1107,6 +1109,8 @@ bool RowEncoder::end_row(std::vector<char>& out, uint64_t& mask, int64_t& min_ti
     }
     if (len > 0) o += len;
   }
+  store_be16(out.data() + base, static_cast<uint16_t>(fields));
+  out.resize(static_cast<size_t>(o - out.data()));
   mask = present;
   if (row_has_time_) {
     if (row_time_ < min_time) min_time = row_time_;

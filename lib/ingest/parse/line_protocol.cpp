@@ -414,12 +414,12 @@ LineStatus LineProtocolParser::parse_line(std::string_view line, size_t i, Parse
         f.kind = LineFieldKind::unsigned_integer;
         f.value = v.substr(0, v.size() - 1);
         check = parse_integer(f.value, false, UINT64_MAX, magnitude, negative);
-      } else if (parse_bool(v, f.boolean)) {
-        f.kind = LineFieldKind::boolean;
+      } else if (is_float_text(v)) {  // before the booleans: no float text is a boolean literal
+        f.kind = LineFieldKind::floating;
         f.value = v;
         check = 0;
-      } else if (is_float_text(v)) {
-        f.kind = LineFieldKind::floating;
+      } else if (parse_bool(v, f.boolean)) {
+        f.kind = LineFieldKind::boolean;
         f.value = v;
         check = 0;
       }

@@ -227,5 +227,93 @@ TEST_F(UnixMicros, SecondPutOfTheColumnIsRefused) {
   EXPECT_EQ(enc.error_column(), -1);
 }
 
+// end_row writes in one pass into room it trims after: a row refused for a missing required column
+// after good rows leaves the earlier tuples byte for byte and the size as it was; the next row
+// appends right after them.
+TEST(EndRow, RefusedRowLeavesEarlierTuplesAndSize) {
+  TableSchema t;
+  t.name = "t";
+  t.columns.push_back(make_column("id", PgType::int8, true, true));  // omittable
+  t.columns.push_back(make_column("time", PgType::timestamptz, true));
+  t.columns.push_back(make_column("device", PgType::text, true));
+  t.columns.push_back(make_column("value", PgType::float4));
+  t.time_column = 1;
+  finish_table_schema(t);
+  RowEncoder enc(t);
+  std::vector<char> out;
+  uint64_t mask = 9;
+  int64_t mn = INT64_MAX, mx = INT64_MIN;
+  enc.begin_row();
+  ASSERT_TRUE(enc.put_unix_micros(1, 946684800000000 + 5));  // PostgreSQL epoch + 5 µs
+  ASSERT_TRUE(enc.put_string(2, "dev"));
+  ASSERT_TRUE(enc.put_number(3, "1.5"));
+  ASSERT_TRUE(enc.end_row(out, mask, mn, mx)) << enc.error();
+  const std::string first = "0003" "00000008" + hex64(5) + "00000003" + hex_text("dev") + "00000004" "3fc00000";
+  EXPECT_EQ(hex(out), first);
+  EXPECT_EQ(mask, 0u);
+  enc.begin_row();
+  ASSERT_TRUE(enc.put_number(0, "7"));
+  ASSERT_TRUE(enc.put_number(3, "2.5"));
+  ASSERT_TRUE(enc.put_string(2, "a device name long enough to need more room than the tuple before"));
+  EXPECT_FALSE(enc.end_row(out, mask, mn, mx));
+  EXPECT_EQ(enc.error(), "missing value for required column \"time\"");
+  EXPECT_TRUE(enc.error_is_missing());
+  EXPECT_EQ(hex(out), first);
+  EXPECT_EQ(mask, 0u);
+  EXPECT_EQ(mn, 5);
+  enc.begin_row();
+  ASSERT_TRUE(enc.put_unix_micros(1, 946684800000000 + 6));
+  ASSERT_TRUE(enc.put_string(2, "d2"));
+  ASSERT_TRUE(enc.put_number(0, "7"));
+  ASSERT_TRUE(enc.end_row(out, mask, mn, mx)) << enc.error();
+  EXPECT_EQ(hex(out), first + "0004" "00000008" "0000000000000007" "00000008" + hex64(6) + "00000002" + hex_text("d2") +
+                          "ffffffff");
+  EXPECT_EQ(mask, 1u);
+  EXPECT_EQ(mx, 6);
+}
+
+// The ASCII pre-check of the UTF-8 validation (8 bytes at a time, the last 8 overlapping): a NUL, a
+// multi-byte character or an invalid byte at any position of strings of 0..40 bytes.
+TEST(TextFastPath, NulMultibyteAndInvalidBytesAtEveryPosition) {
+  TableSchema t;
+  t.name = "t";
+  Column c = make_column("s", PgType::varchar);
+  t.columns.push_back(c);
+  finish_table_schema(t);
+  for (size_t len = 1; len <= 40; ++len) {
+    for (size_t at = 0; at < len; ++at) {
+      for (int kind = 0; kind < 4; ++kind) {
+        std::string s(len, 'x');
+        std::string want_error;
+        size_t chars = len;
+        switch (kind) {
+          case 0: s[at] = '\0'; want_error = "column \"s\": text must not contain NUL (\\u0000) characters"; break;
+          case 1: s[at] = '\xff'; want_error = "column \"s\": invalid UTF-8"; break;
+          case 2: s.replace(at, 1, "\xc3\xa9"); break;  // e-acute: 2 bytes, 1 code point
+          case 3: s[at] = '\x7f'; break;                 // DEL is plain ASCII
+        }
+        // varchar(chars) accepts the string, varchar(chars - 1) refuses it with the count.
+        for (int limit = 0; limit < 2; ++limit) {
+          t.columns[0].max_chars = static_cast<int>(chars) - limit;
+          RowEncoder enc(t);
+          enc.begin_row();
+          const bool ok = enc.put_string(0, s);
+          SCOPED_TRACE("len " + std::to_string(len) + " at " + std::to_string(at) + " kind " + std::to_string(kind));
+          if (!want_error.empty()) {
+            EXPECT_FALSE(ok);
+            EXPECT_EQ(enc.error(), want_error);
+          } else if (limit == 0) {
+            EXPECT_TRUE(ok) << enc.error();
+          } else {
+            EXPECT_FALSE(ok);
+            EXPECT_EQ(enc.error(), "column \"s\": value is " + std::to_string(chars) + " characters long; varchar(" +
+                                       std::to_string(chars - 1) + ") allows " + std::to_string(chars - 1));
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sluice::test

@@ -24,6 +24,7 @@
 #include "batch/batcher.h"
 #include "catalog/catalog.h"
 #include "daemon/collectors.h"
+#include "daemon/delivery.h"
 #include "ingest/http/admin_server.h"
 #include "ingest/http/http_server.h"
 #include "ingest/http_write_service.h"
@@ -267,8 +268,13 @@ int run_daemon(const Config& config) {
     if (!popts.desired.empty()) policies = std::make_unique<policy::PolicyManager>(std::move(popts));
   }
 
+  // The disk spool (README "Delivery"): opened before the writers, replayed once they connect.
+  std::unique_ptr<SpoolDelivery> delivery;
+  if (config.spool.enabled) delivery = std::make_unique<SpoolDelivery>(config.spool, catalog);
+
   // Writers and batcher.
   pg::WriterOptions wopts;
+  if (delivery) delivery->wire(wopts);
   if (policies) {
     wopts.on_commit = [&catalog, p = policies.get()](uint32_t table_id, int64_t min_time, int64_t max_time) {
       p->note_committed_range(catalog.tables[table_id].config_name, min_time, max_time);
@@ -290,8 +296,12 @@ int run_daemon(const Config& config) {
   limits.max_bytes = config.batch.max_bytes;
   limits.max_age = std::chrono::milliseconds(config.batch.max_age_ms);
   Batcher batcher(ring_ptrs, limits, writers);
+  if (delivery) {
+    for (auto& ctx : contexts) ctx->set_spool(&delivery->spool(), [&writers] { return writers.connected(); });
+  }
   writers.start();
   batcher.start();
+  if (delivery) delivery->start_replay(writers, static_cast<uint32_t>(config.batch.max_rows));
 
   // Listeners.
   std::unique_ptr<HttpServer> http;
@@ -354,6 +364,7 @@ int run_daemon(const Config& config) {
     }
   });
   add_component_collectors(registry, catalog, batcher, writers, http.get(), udp_listeners, config.udp);
+  if (delivery) delivery->register_metrics(registry, writers);
 
   if (policies) {
     policies->register_metrics(registry);
@@ -446,8 +457,10 @@ int run_daemon(const Config& config) {
     done.get_future().wait();
   }
   // 3. Drain, flush, commit; acks post the answers to the IO threads, which are still running.
+  if (delivery) delivery->stop_replay();
   batcher.stop_and_drain();
   writers.stop();
+  if (delivery) delivery->close();  // after the writers: they may still spill
   if (policies) policies->stop();
   // 4. Let sessions write their answers, then stop the IO threads.
   const auto deadline = std::chrono::steady_clock::now() + 5s;

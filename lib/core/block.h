@@ -26,6 +26,8 @@ struct Block {
   int64_t max_time = INT64_MIN;
   std::vector<char> data;        // concatenated binary COPY tuples
   std::shared_ptr<Ack> ack;      // null when nobody waits (UDP)
+  uint64_t spool_id = 0;         // id of its spool record (lib/spool), 0 when not spooled: the
+                                 // writer records it with the rows (exactly once across a crash)
 };
 
 using BlockPtr = std::unique_ptr<Block>;

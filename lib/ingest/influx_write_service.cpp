@@ -76,7 +76,9 @@ WriteResponse influx_error(unsigned status, std::string_view code, std::string_v
 }  // namespace
 
 InfluxWriteService::InfluxWriteService(IngestContext& context, const HttpConfig& config)
-    : ctx_(context), max_rows_(config.max_rows_per_request), ack_timeout_(config.ack_timeout_ms) {}
+    : ctx_(context), max_rows_(config.max_rows_per_request), ack_timeout_(config.ack_timeout_ms) {
+  parse_ack_mode(config.ack, default_ack_);
+}
 
 void InfluxWriteService::handle(const WriteRequest& request, std::function<void(WriteResponse)> done) {
   if (ctx_.closing()) {
@@ -100,10 +102,15 @@ void InfluxWriteService::handle(const WriteRequest& request, std::function<void(
     done(influx_error(400, "invalid", message));
     return;
   }
-  AckMode ack_mode;
-  if (!parse_ack_mode(request.ack_mode, ack_mode)) {
+  AckMode ack_mode = default_ack_;
+  if (!request.ack_mode.empty() && !parse_ack_mode(request.ack_mode, ack_mode)) {
     done(influx_error(400, "invalid",
-                      "invalid X-Sluice-Ack \"" + std::string(request.ack_mode) + "\" (use committed or accepted)"));
+                      "invalid X-Sluice-Ack \"" + std::string(request.ack_mode) +
+                          "\" (use committed, spooled or accepted)"));
+    return;
+  }
+  if (ack_mode == AckMode::spooled && !ctx_.spool()) {
+    done(influx_error(400, "invalid", "X-Sluice-Ack spooled needs the disk spool (spool.enabled is false)"));
     return;
   }
 
@@ -126,11 +133,32 @@ void InfluxWriteService::handle(const WriteRequest& request, std::function<void(
     done(influx_error(429, "too many requests", "ingest queue is full, retry later", 1));
     return;
   }
-  ctx_.count_lines(body.size(), result);
+  if (!result.blocks.empty() && ctx_.cannot_store(body.size())) {
+    result.blocks.clear();
+    done(influx_error(503, "unavailable", "the database is unreachable and the spool is full, retry later", 5));
+    return;
+  }
 
   const unsigned verdict_status = result.rows_rejected == 0 ? 204 : 400;
   std::string verdict_body =
       result.rows_rejected == 0 ? std::string() : influx_partial_write_json(result, result.rows_accepted);
+  if (!result.blocks.empty() && ack_mode == AckMode::spooled) {
+    WriteResponse ok;
+    ok.status = verdict_status;
+    ok.body = std::move(verdict_body);
+    auto spool_failed = [] {
+      return influx_error(503, "unavailable",
+                          "the spool could not write the lines (disk error); they may still be committed", 5);
+    };
+    if (!spool_and_answer(ctx_, result.blocks, std::move(ok), spool_failed, done)) {
+      result.blocks.clear();
+      done(influx_error(503, "unavailable", "the spool is full, retry later", 5));
+      return;
+    }
+    ctx_.count_lines(body.size(), result);
+    return;
+  }
+  ctx_.count_lines(body.size(), result);
   if (result.blocks.empty() || ack_mode == AckMode::accepted) {
     ctx_.push_all(result.blocks);
     WriteResponse r;

@@ -1,11 +1,18 @@
 #include "ingest/ingest_context.h"
 
+#include "spool/spool.h"
+
 namespace sluice {
 
 IngestContext::IngestContext(boost::asio::io_context& io, BlockRing& ring, metrics::IngestShard& counters,
                              const Catalog& catalog, size_t max_errors_reported)
     : io_(io), ring_(ring), counters_(counters), catalog_(catalog), json_parser_(max_errors_reported) {
   for (const auto& t : catalog.tables) encoders_.push_back(std::make_unique<RowEncoder>(t));
+}
+
+bool IngestContext::cannot_store(size_t bytes) const {
+  if (!spool_ || !database_up_ || database_up_()) return false;
+  return !spool_->writable() || !spool_->has_room(bytes);
 }
 
 void IngestContext::push_all(std::vector<BlockPtr>& blocks) {

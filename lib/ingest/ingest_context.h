@@ -6,6 +6,7 @@
 //                                                                 └─► IngestShard counters
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -20,6 +21,9 @@
 #include "ring/spsc_ring.h"
 
 namespace sluice {
+namespace spool {
+class Spool;
+}
 
 using BlockRing = SpscRing<BlockPtr>;
 
@@ -53,6 +57,17 @@ class IngestContext {
   // Moves each block into the ring; call only after has_room_for(blocks.size()).
   void push_all(std::vector<BlockPtr>& blocks);
 
+  // The disk spool (null when spool.enabled is false) and whether the database takes writes now
+  // (README "Delivery"). Set once before the IO thread runs.
+  spool::Spool* spool() const { return spool_; }
+  void set_spool(spool::Spool* spool, std::function<bool()> database_up) {
+    spool_ = spool;
+    database_up_ = std::move(database_up);
+  }
+  // True when rows cannot be kept safely: the database is unreachable and the spool is full or
+  // unwritable (HTTP 503 + Retry-After). Always false without a spool.
+  bool cannot_store(size_t bytes) const;
+
   // Counts a parse result into the per-table counters.
   void count(uint32_t table_id, size_t body_bytes, const JsonParseResult& r);
   static void count_rejects(metrics::TableIngestCounters& c, const JsonParseResult& r);
@@ -72,6 +87,8 @@ class IngestContext {
   JsonParseResult result_;
   std::unique_ptr<LineMapper> line_mapper_;
   bool closing_ = false;
+  spool::Spool* spool_ = nullptr;
+  std::function<bool()> database_up_;
 };
 
 }  // namespace sluice

@@ -1,0 +1,12 @@
+-- 007_delivery.sql — exactly-once bookkeeping of sluice's delivery guarantees (README "Delivery").
+-- Source: sluice itself, not a reference document.
+--
+-- sluice_spool_committed: the id of every spool record (lib/spool) whose rows are committed. The
+-- writers insert the ids in the SAME transaction as the rows (BEGIN · INSERT ids · COPY · COMMIT),
+-- so a record replayed after a crash between that COMMIT and the deletion of its spool segment is
+-- recognised and not stored twice. Ids below the spool's low-water mark (records whose segment is
+-- deleted) are pruned by the writers.
+CREATE TABLE sluice_spool_committed (
+    record_id BIGINT PRIMARY KEY,
+    committed_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);

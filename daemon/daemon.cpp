@@ -273,7 +273,9 @@ int run_daemon(const Config& config) {
   if (config.spool.enabled) delivery = std::make_unique<SpoolDelivery>(config.spool, catalog);
 
   // Writers and batcher.
+  IdempotencyGate idempotency_gate;  // Idempotency-Key requests in flight (all IO threads)
   pg::WriterOptions wopts;
+  wopts.idempotency_ttl = std::chrono::seconds(config.http.idempotency_ttl_s);
   if (delivery) delivery->wire(wopts);
   if (policies) {
     wopts.on_commit = [&catalog, p = policies.get()](uint32_t table_id, int64_t min_time, int64_t max_time) {
@@ -299,6 +301,7 @@ int run_daemon(const Config& config) {
   if (delivery) {
     for (auto& ctx : contexts) ctx->set_spool(&delivery->spool(), [&writers] { return writers.connected(); });
   }
+  for (auto& ctx : contexts) ctx->set_idempotency_gate(&idempotency_gate);
   writers.start();
   batcher.start();
   if (delivery) delivery->start_replay(writers, static_cast<uint32_t>(config.batch.max_rows));
@@ -365,6 +368,7 @@ int run_daemon(const Config& config) {
   });
   add_component_collectors(registry, catalog, batcher, writers, http.get(), udp_listeners, config.udp);
   if (delivery) delivery->register_metrics(registry, writers);
+  register_idempotency_metrics(registry, writers);
 
   if (policies) {
     policies->register_metrics(registry);

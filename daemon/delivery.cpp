@@ -196,4 +196,15 @@ void SpoolDelivery::register_metrics(metrics::Registry& registry, const pg::Writ
   });
 }
 
+void register_idempotency_metrics(metrics::Registry& registry, const pg::WriterPool& writers) {
+  registry.add_collector([&writers](metrics::Families& out) {
+    auto& f = metrics::family(out, "sluice_idempotent_replays_total",
+                              "Blocks of requests retried with the same Idempotency-Key that were stored already "
+                              "(answered like the original, not stored again), and their rows.",
+                              prometheus::MetricType::Counter);
+    metrics::add_value(f, {{"unit", "blocks"}}, static_cast<double>(writers.stats().idempotent_blocks_skipped.load()));
+    metrics::add_value(f, {{"unit", "rows"}}, static_cast<double>(writers.stats().idempotent_rows_skipped.load()));
+  });
+}
+
 }  // namespace sluice

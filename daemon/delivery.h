@@ -53,4 +53,8 @@ class SpoolDelivery {
   std::atomic<bool> unreplayable_logged_{false};
 };
 
+// sluice_idempotent_replays_total: blocks (and rows) of retried Idempotency-Key requests that were
+// stored already and were not stored again.
+void register_idempotency_metrics(metrics::Registry& registry, const pg::WriterPool& writers);
+
 }  // namespace sluice

@@ -189,6 +189,7 @@ Config parse_config(const std::string& text, const std::string& source_name) {
     http.integer("ack_timeout_ms", c.http.ack_timeout_ms, 10, 3'600'000);
     http.integer("max_errors_reported", c.http.max_errors_reported, 0, 1'000'000);
     http.string("ack", c.http.ack);
+    http.integer("idempotency_ttl_s", c.http.idempotency_ttl_s, 60, 90 * 86400);
     if (c.http.ack != "committed" && c.http.ack != "spooled" && c.http.ack != "accepted") {
       problems.push_back("http.ack: \"" + c.http.ack + "\" is not one of committed, spooled, accepted");
     }

@@ -52,6 +52,7 @@ struct HttpConfig {
   int ack_timeout_ms = 30000;            // committed ack: answer 504 if the commit takes longer
   size_t max_errors_reported = 100;      // row errors listed in one response
   std::string ack = "committed";         // default ack mode (X-Sluice-Ack overrides): committed, spooled, accepted
+  int idempotency_ttl_s = 86400;         // Idempotency-Key tokens are forgotten after this long
 };
 
 struct UdpConfig {

@@ -108,6 +108,14 @@ void HttpWriteService::handle(const WriteRequest& request, std::function<void(Wr
     done(error_response(400, "X-Sluice-Ack spooled needs the disk spool (spool.enabled is false)"));
     return;
   }
+  std::shared_ptr<const std::string> idempotency_key;
+  {
+    std::string error;
+    if (const unsigned status = ctx_.begin_idempotent(request.idempotency_key, idempotency_key, done, error)) {
+      done(error_response(status, error, status == 409 ? 1 : 0));
+      return;
+    }
+  }
   const JsonShape shape = request.content_type.find("ndjson") != std::string_view::npos ||
                                   request.content_type.find("jsonlines") != std::string_view::npos
                               ? JsonShape::ndjson
@@ -131,17 +139,18 @@ void HttpWriteService::handle(const WriteRequest& request, std::function<void(Wr
     done(std::move(r));
     return;
   }
+  if (!result.blocks.empty() && ctx_.cannot_store(body.size())) {
+    result.blocks.clear();
+    done(error_response(503, "the database is unreachable and the spool is full, retry later", 5));
+    return;
+  }
   if (!result.blocks.empty() && !ctx_.has_room_for(result.blocks.size())) {
     ctx_.counters().http_ring_full.add();
     result.blocks.clear();
     done(error_response(429, "ingest queue is full, retry later", 1));
     return;
   }
-  if (!result.blocks.empty() && ctx_.cannot_store(body.size())) {
-    result.blocks.clear();
-    done(error_response(503, "the database is unreachable and the spool is full, retry later", 5));
-    return;
-  }
+  IngestContext::tag_idempotent(result.blocks, idempotency_key);
 
   const unsigned verdict_status = result.rows_rejected == 0 ? 200 : 400;
   if (!result.blocks.empty() && ack_mode == AckMode::spooled) {

@@ -113,6 +113,14 @@ void InfluxWriteService::handle(const WriteRequest& request, std::function<void(
     done(influx_error(400, "invalid", "X-Sluice-Ack spooled needs the disk spool (spool.enabled is false)"));
     return;
   }
+  std::shared_ptr<const std::string> idempotency_key;
+  {
+    std::string error;
+    if (const unsigned status = ctx_.begin_idempotent(request.idempotency_key, idempotency_key, done, error)) {
+      done(influx_error(status, status == 409 ? "conflict" : "invalid", error, status == 409 ? 1 : 0));
+      return;
+    }
+  }
 
   const std::string& body = *request.body;
   const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -127,17 +135,18 @@ void InfluxWriteService::handle(const WriteRequest& request, std::function<void(
     done(influx_error(400, "invalid", "writing requires points"));
     return;
   }
+  if (!result.blocks.empty() && ctx_.cannot_store(body.size())) {
+    result.blocks.clear();
+    done(influx_error(503, "unavailable", "the database is unreachable and the spool is full, retry later", 5));
+    return;
+  }
   if (!result.blocks.empty() && !ctx_.has_room_for(result.blocks.size())) {
     ctx_.counters().http_ring_full.add();
     result.blocks.clear();
     done(influx_error(429, "too many requests", "ingest queue is full, retry later", 1));
     return;
   }
-  if (!result.blocks.empty() && ctx_.cannot_store(body.size())) {
-    result.blocks.clear();
-    done(influx_error(503, "unavailable", "the database is unreachable and the spool is full, retry later", 5));
-    return;
-  }
+  IngestContext::tag_idempotent(result.blocks, idempotency_key);
 
   const unsigned verdict_status = result.rows_rejected == 0 ? 204 : 400;
   std::string verdict_body =

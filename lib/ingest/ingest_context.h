@@ -15,7 +15,9 @@
 #include "catalog/catalog.h"
 #include "catalog/row_encoder.h"
 #include "core/block.h"
+#include "ingest/idempotency.h"
 #include "ingest/parse/json_rows.h"
+#include "ingest/write_handler.h"
 #include "ingest/parse/line_mapping.h"
 #include "metrics/registry.h"
 #include "ring/spsc_ring.h"
@@ -68,6 +70,17 @@ class IngestContext {
   // unwritable (HTTP 503 + Retry-After). Always false without a spool.
   bool cannot_store(size_t bytes) const;
 
+  // Idempotency-Key requests in flight (shared by every IO thread; null: no 409 check).
+  IdempotencyGate* idempotency_gate() const { return idempotency_gate_; }
+  void set_idempotency_gate(IdempotencyGate* gate) { idempotency_gate_ = gate; }
+  // For the write services: validates the request's Idempotency-Key and enters the gate. Returns
+  // 0 to go on (then `key` is set when there is one, and `done` is wrapped to leave the gate when
+  // it answers), else the status to answer (400 invalid key, 409 in flight) with `error` set.
+  unsigned begin_idempotent(std::string_view header, std::shared_ptr<const std::string>& key,
+                            std::function<void(WriteResponse)>& done, std::string& error);
+  // Tags every block with the key and its index in the request (no-op when key is null).
+  static void tag_idempotent(std::vector<BlockPtr>& blocks, const std::shared_ptr<const std::string>& key);
+
   // Counts a parse result into the per-table counters.
   void count(uint32_t table_id, size_t body_bytes, const JsonParseResult& r);
   static void count_rejects(metrics::TableIngestCounters& c, const JsonParseResult& r);
@@ -88,6 +101,7 @@ class IngestContext {
   std::unique_ptr<LineMapper> line_mapper_;
   bool closing_ = false;
   spool::Spool* spool_ = nullptr;
+  IdempotencyGate* idempotency_gate_ = nullptr;
   std::function<bool()> database_up_;
 };
 

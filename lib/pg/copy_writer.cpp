@@ -667,39 +667,69 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
     return out;
   };
 
-  // Spooled blocks: inside the open transaction, record their ids; a block whose id is already
-  // there was committed by an earlier transaction (a replay after a crash): it leaves the batch.
-  const bool spooled = std::any_of(blocks.begin(), blocks.end(), [](const BlockPtr& b) { return b->spool_id != 0; });
+  // Spooled blocks and blocks with an Idempotency-Key: inside the open transaction, record their
+  // spool ids / "key#index" tokens; a block whose id or token is there already was committed by an
+  // earlier transaction (a replay after a crash, a retried request): it leaves the batch.
+  const bool spooled = std::any_of(blocks.begin(), blocks.end(), [](const BlockPtr& b) {
+    return b->spool_id != 0 || b->idempotency_key != nullptr;
+  });
   const std::string claim_sql = "INSERT INTO " + quote_ident(options_.spool_ids_table) +
                                 " (record_id) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING RETURNING record_id";
+  const std::string claim_key_sql = "INSERT INTO " + quote_ident(options_.idempotency_table) +
+                                    " (idempotency_key) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING "
+                                    "RETURNING idempotency_key";
+  auto token_of = [](const Block& b) { return *b.idempotency_key + "#" + std::to_string(b.idempotency_index); };
   auto claim_spool_ids = [&](CopyOutcome& out) -> bool {
-    std::string ids = "{";
+    std::string ids = "{", keys = "{";
     for (const auto& b : blocks) {
-      if (!b->spool_id) continue;
-      if (ids.size() > 1) ids += ',';
-      ids += std::to_string(static_cast<int64_t>(b->spool_id));
+      if (b->spool_id) {
+        if (ids.size() > 1) ids += ',';
+        ids += std::to_string(static_cast<int64_t>(b->spool_id));
+      }
+      if (b->idempotency_key) {
+        if (keys.size() > 1) keys += ',';
+        keys += '"';
+        for (char c : token_of(*b)) {
+          if (c == '"' || c == '\\') keys += '\\';
+          keys += c;
+        }
+        keys += '"';
+      }
     }
     ids += '}';
+    keys += '}';
     out = CopyOutcome{};
     out.committed = out.answered = true;
-    if (ids.size() == 2) return true;
-    const char* params[1] = {ids.c_str()};
-    Result r(PQexecParams(w.conn, claim_sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0));
-    if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
-      out = failure_from(w.conn, r.get());
-      return false;
-    }
     std::set<uint64_t> fresh;
-    for (int i = 0; i < PQntuples(r.get()); ++i) {
-      fresh.insert(static_cast<uint64_t>(std::strtoll(PQgetvalue(r.get(), i, 0), nullptr, 10)));
+    std::set<std::string> fresh_keys;
+    for (int pass = 0; pass < 2; ++pass) {
+      const std::string& arr = pass == 0 ? ids : keys;
+      if (arr.size() == 2) continue;
+      const char* params[1] = {arr.c_str()};
+      Result r(PQexecParams(w.conn, (pass == 0 ? claim_sql : claim_key_sql).c_str(), 1, nullptr, params, nullptr,
+                            nullptr, 0));
+      if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+        out = failure_from(w.conn, r.get());
+        return false;
+      }
+      for (int i = 0; i < PQntuples(r.get()); ++i) {
+        if (pass == 0) fresh.insert(static_cast<uint64_t>(std::strtoll(PQgetvalue(r.get(), i, 0), nullptr, 10)));
+        else fresh_keys.insert(PQgetvalue(r.get(), i, 0));
+      }
     }
     std::vector<BlockPtr> keep;
     for (auto& b : blocks) {
-      if (!b->spool_id || fresh.count(b->spool_id)) {
+      const bool old_id = b->spool_id && !fresh.count(b->spool_id);
+      const bool old_key = b->idempotency_key && !fresh_keys.count(token_of(*b));
+      if (!old_id && !old_key) {
         keep.push_back(std::move(b));
         continue;
       }
-      stats_.spool_duplicates_skipped.fetch_add(1, std::memory_order_relaxed);
+      if (old_id) stats_.spool_duplicates_skipped.fetch_add(1, std::memory_order_relaxed);
+      if (old_key) {
+        stats_.idempotent_blocks_skipped.fetch_add(1, std::memory_order_relaxed);
+        stats_.idempotent_rows_skipped.fetch_add(b->rows, std::memory_order_relaxed);
+      }
       if (b->ack) b->ack->complete(AckOutcome::committed, b->rows);
       resolve_spooled(b);
     }
@@ -954,18 +984,27 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
   }
 }
 
-// Deletes the ids of spool records that no segment holds any more (they can never be replayed).
+// Deletes the ids of spool records that no segment holds any more (they can never be replayed)
+// and the idempotency tokens older than the TTL.
 void WriterPool::prune_spool_ids(Writer& w) {
-  if (!options_.spool_low_water || !w.ok()) return;
+  if (!w.ok()) return;
   const int64_t now = Clock::now().time_since_epoch().count();
   int64_t last = last_prune_ns_.load(std::memory_order_relaxed);
   const int64_t interval = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.spool_prune_interval).count();
   if (now - last < interval || !last_prune_ns_.compare_exchange_strong(last, now)) return;
-  const std::string low = std::to_string(static_cast<int64_t>(options_.spool_low_water()));
-  const std::string sql = "DELETE FROM " + quote_ident(options_.spool_ids_table) + " WHERE record_id < $1::bigint";
-  const char* params[1] = {low.c_str()};
+  if (options_.spool_low_water) {
+    const std::string low = std::to_string(static_cast<int64_t>(options_.spool_low_water()));
+    const std::string sql = "DELETE FROM " + quote_ident(options_.spool_ids_table) + " WHERE record_id < $1::bigint";
+    const char* params[1] = {low.c_str()};
+    Result r(PQexecParams(w.conn, sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0));
+    (void)r;  // best effort: retried at the next interval
+  }
+  const std::string ttl = std::to_string(options_.idempotency_ttl.count());
+  const std::string sql = "DELETE FROM " + quote_ident(options_.idempotency_table) +
+                          " WHERE created_at < now() - make_interval(secs => $1::double precision)";
+  const char* params[1] = {ttl.c_str()};
   Result r(PQexecParams(w.conn, sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0));
-  (void)r;  // best effort: retried at the next interval
+  (void)r;
 }
 
 }  // namespace sluice::pg

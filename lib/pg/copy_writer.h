@@ -86,6 +86,11 @@ struct WriterOptions {
   // (at most every spool_prune_interval, by a writer that just committed). Null: no pruning.
   std::function<uint64_t()> spool_low_water;
   std::chrono::milliseconds spool_prune_interval{10000};
+  // Blocks of requests with an Idempotency-Key: "key#index" goes into this table in the same
+  // transaction as the block's rows (like the spool ids); a block whose token is there already is
+  // skipped and acked committed. Tokens older than the TTL are deleted (with the spool ids).
+  std::string idempotency_table = "sluice_idempotency_keys";
+  std::chrono::seconds idempotency_ttl{86400};
   // While the database is unreachable (no connection, and one attempt to connect failed): offered
   // the blocks of a batch instead of holding them in memory. Returns true when it took them all
   // (e.g. into the disk spool, to be replayed later); false to keep retrying them here. Null: the
@@ -145,7 +150,9 @@ struct WriterStats {
   std::atomic<int64_t> queue_depth{0};          // batches waiting in the queue
   std::atomic<int> connected_writers{0};        // writers holding a live connection
   std::atomic<uint64_t> spool_duplicates_skipped{0};
-  std::atomic<uint64_t> spilled_batches{0};     // batches handed to WriterOptions::spill  // replayed spool blocks already committed earlier
+  std::atomic<uint64_t> spilled_batches{0};
+  std::atomic<uint64_t> idempotent_blocks_skipped{0};  // blocks of a retried Idempotency-Key already stored
+  std::atomic<uint64_t> idempotent_rows_skipped{0};     // batches handed to WriterOptions::spill  // replayed spool blocks already committed earlier
 };
 
 class WriterPool : public BatchSink {

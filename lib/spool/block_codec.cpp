@@ -73,6 +73,10 @@ void encode_block(const TableSchema& table, const Block& block, std::string& out
   put<int64_t>(out, block.max_time);
   put<uint64_t>(out, block.data.size());
   out.append(block.data.data(), block.data.size());
+  if (block.idempotency_key) {  // optional trailer
+    put_str(out, *block.idempotency_key);
+    put<uint32_t>(out, block.idempotency_index);
+  }
 }
 
 bool decode_block(const Catalog& catalog, std::string_view payload, Block& out, std::string& error) {
@@ -90,6 +94,12 @@ bool decode_block(const Catalog& catalog, std::string_view payload, Block& out, 
   const int64_t max_time = r.get<int64_t>();
   const uint64_t size = r.get<uint64_t>();
   const std::string_view data = r.bytes(r.ok ? size : 0);
+  std::string_view key;
+  uint32_t key_index = 0;
+  if (r.ok && !r.in.empty()) {
+    key = r.str();
+    key_index = r.get<uint32_t>();
+  }
   if (!r.ok || !r.in.empty()) {
     error = "malformed spool record";
     return false;
@@ -133,6 +143,8 @@ bool decode_block(const Catalog& catalog, std::string_view payload, Block& out, 
   out.min_time = min_time;
   out.max_time = max_time;
   out.ack = nullptr;
+  out.idempotency_key = key.empty() ? nullptr : std::make_shared<const std::string>(key);
+  out.idempotency_index = key_index;
   if (same) {
     out.data.assign(data.begin(), data.end());
     return true;

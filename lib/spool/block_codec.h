@@ -1,7 +1,7 @@
 // spool/block_codec.h — a Block as a spool record payload, readable after a restart.
 //
 //   encode: version · table config name · the COPY column names (the block's mask, in order) ·
-//           rows · min/max time · the binary COPY tuples as they are
+//           rows · min/max time · the binary COPY tuples as they are · [Idempotency-Key · block index]
 //   decode: table by config name in today's catalog; the stored column names → today's mask. When
 //           the columns are listed in another order today, or a nullable column was added, every
 //           tuple is rewritten into today's COPY order (a new column without a default gets NULL).

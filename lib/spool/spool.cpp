@@ -209,7 +209,9 @@ void Spool::close() {
 
 bool Spool::has_room(size_t payload_bytes) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return total_bytes_ + kRecordHeaderBytes + payload_bytes <= options_.max_bytes;
+  const bool room = total_bytes_ + kRecordHeaderBytes + payload_bytes <= options_.max_bytes;
+  if (!room) full_.store(true, std::memory_order_relaxed);
+  return room;
 }
 
 uint64_t Spool::append(std::string payload, bool parked, Durable on_durable) {
@@ -219,6 +221,7 @@ uint64_t Spool::append(std::string payload, bool parked, Durable on_durable) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!opened_ || closing_ || payload.size() > UINT32_MAX || total_bytes_ + size > options_.max_bytes) {
       stats_.refused_records.fetch_add(1, std::memory_order_relaxed);
+      if (opened_ && !closing_) full_.store(true, std::memory_order_relaxed);
       return 0;
     }
     id = next_id_++;
@@ -262,6 +265,7 @@ void Spool::delete_finished_segments() {
     }
     ::unlink(segment_path(it->first).c_str());
     total_bytes_ -= std::min(total_bytes_, it->second.bytes);
+    full_.store(false, std::memory_order_relaxed);
     it = segments_.erase(it);
   }
   stats_.bytes.store(total_bytes_, std::memory_order_relaxed);

@@ -95,8 +95,10 @@ class Spool {
   void park(uint64_t id);
   size_t parked_count() const;
 
-  // Whether an append of `payload_bytes` would fit right now.
+  // Whether an append of `payload_bytes` would fit right now. A "no" marks the spool full until
+  // a segment is deleted (full()).
   bool has_room(size_t payload_bytes) const;
+  bool full() const { return full_.load(std::memory_order_relaxed); }
   bool writable() const { return !write_failed_.load(std::memory_order_relaxed); }
   // Every id below this is committed and its segment deleted (for pruning the id table).
   uint64_t low_water() const;
@@ -148,6 +150,7 @@ class Spool {
   bool opened_ = false;
   bool closing_ = false;
   std::atomic<bool> write_failed_{false};
+  mutable std::atomic<bool> full_{false};   // something was refused for lack of room since the last deletion
   std::thread thread_;
 };
 

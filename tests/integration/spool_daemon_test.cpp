@@ -51,7 +51,8 @@ std::string config_json(const Ports& p, const std::string& spool_dir, uint64_t m
     "spool": {"enabled": true, "dir": ")" + spool_dir + R"(", "max_bytes": )" + std::to_string(max_bytes) +
          R"(, "segment_bytes": 65536},
     "log": {"level": "warn"},
-    "tables": [{"name": "spool_t"}]
+    "tables": [{"name": "spool_t"}],
+    "measurements": [{"measurement": "m", "table": "spool_t"}]
   })";
 }
 
@@ -93,6 +94,13 @@ double metric(int admin_port, const std::string& sample) {
   }
   return -1;
 }
+
+// Brings the shared server back when a test stopped it and failed before starting it again.
+struct ServerBack {
+  ~ServerBack() {
+    if (!test::shared_pg_server().running()) test::shared_pg_server().start_again();
+  }
+};
 
 bool wait_until(const std::function<bool()>& f, int timeout_ms) {
   for (int waited = 0; waited < timeout_ms; waited += 50) {
@@ -194,6 +202,7 @@ TEST(Spool, AcceptedAcksWhileTheDatabaseIsDownAreStoredOnceAfterItIsBack) {
   }
 
   auto& server = test::shared_pg_server();
+  ServerBack server_back;
   server.stop_keep_data();
   ASSERT_TRUE(wait_until([&] { return test::http_get(p.admin, "/readyz").status != 200; }, 10000));
   for (int i = 0; i < 40; ++i) {
@@ -224,6 +233,7 @@ TEST(Spool, DatabaseDownAndSpoolFullAnswers503AndRecovers) {
   HttpClient c("127.0.0.1", p.http);
 
   auto& server = test::shared_pg_server();
+  ServerBack server_back;
   server.stop_keep_data();
   ASSERT_TRUE(wait_until([&] { return test::http_get(p.admin, "/readyz").status != 200; }, 10000));
   std::vector<long long> acked(1, 0);
@@ -249,6 +259,69 @@ TEST(Spool, DatabaseDownAndSpoolFullAnswers503AndRecovers) {
   acked[0] += kRows;
   ASSERT_TRUE(wait_until([&] { return scalar(url, "SELECT count(*) FROM spool_t") >= acked[0]; }, 10000));
   expect_exactly_once(url, acked, 0);
+  EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+  fs::remove_all(dir);
+}
+
+// Idempotency-Key: a retry of a stored request is answered like the original and stores nothing;
+// a retry while the first attempt is in flight gets 409; a retry after the first attempt timed out
+// during an outage stores the rows once. JSON and line protocol.
+TEST(Spool, IdempotentRetriesAreStoredOnce) {
+  constexpr int kRows = 300;
+  const std::string url = fresh_database("spool_idem");
+  const std::string dir = temp_dir();
+  Ports p;
+  DaemonProcess d;
+  d.start(config_json(p, dir + "/spool"), url, p.admin);
+  HttpClient c("127.0.0.1", p.http);
+
+  const std::string body = rows_json(0, 0, kRows);
+  const auto first = c.post("/v1/write/spool_t", body, "application/json", {{"Idempotency-Key", "req-1"}});
+  ASSERT_EQ(first.status, 200) << first.body;
+  const auto again = c.post("/v1/write/spool_t", body, "application/json", {{"Idempotency-Key", "req-1"}});
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(again.body, first.body);
+  EXPECT_EQ(scalar(url, "SELECT count(*) FROM spool_t"), kRows);
+  EXPECT_EQ(metric(p.admin, "sluice_idempotent_replays_total{unit=\"rows\"}"), kRows);
+  // Another key with the same rows is another request.
+  ASSERT_EQ(c.post("/v1/write/spool_t", rows_json(1, 0, 10), "application/json", {{"Idempotency-Key", "req-2"}}).status, 200);
+  EXPECT_EQ(scalar(url, "SELECT count(*) FROM spool_t"), kRows + 10);
+  EXPECT_EQ(c.post("/v1/write/spool_t", body, "application/json", {{"Idempotency-Key", "bad key"}}).status, 400);
+
+  // Line protocol, same rules.
+  std::string lines;
+  for (int i = 0; i < 20; ++i) {
+    lines += "m sender=2i,seq=" + std::to_string(i) + "i,v=" + std::to_string(2000000 + i) + ".5 " +
+             std::to_string((1735689600LL + i) * 1000000000LL) + "\n";
+  }
+  ASSERT_EQ(c.post("/api/v2/write?bucket=b&org=o", lines, "text/plain", {{"Idempotency-Key", "lp-1"}}).status, 204);
+  ASSERT_EQ(c.post("/api/v2/write?bucket=b&org=o", lines, "text/plain", {{"Idempotency-Key", "lp-1"}}).status, 204);
+  EXPECT_EQ(scalar(url, "SELECT count(*) FROM spool_t WHERE sender = 2"), 20);
+
+  // The database goes away: the first attempt waits for its commit (and times out after 2 s), a
+  // retry meanwhile is refused with 409; after the outage a retry stores the rows exactly once.
+  auto& server = test::shared_pg_server();
+  ServerBack server_back;
+  server.stop_keep_data();
+  ASSERT_TRUE(wait_until([&] { return test::http_get(p.admin, "/readyz").status != 200; }, 10000));
+  const std::string outage_body = rows_json(3, 0, kRows);
+  test::HttpResponse slow;
+  std::thread first_attempt([&] {
+    HttpClient c2("127.0.0.1", p.http);
+    slow = c2.post("/v1/write/spool_t", outage_body, "application/json", {{"Idempotency-Key", "req-3"}});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto busy = c.post("/v1/write/spool_t", outage_body, "application/json", {{"Idempotency-Key", "req-3"}});
+  EXPECT_EQ(busy.status, 409) << busy.body;
+  first_attempt.join();
+  EXPECT_EQ(slow.status, 504) << slow.body;
+  server.start_again();
+  ASSERT_TRUE(wait_until([&] { return test::http_get(p.admin, "/readyz").status == 200; }, 15000));
+  const auto retry = c.post("/v1/write/spool_t", outage_body, "application/json", {{"Idempotency-Key", "req-3"}});
+  EXPECT_EQ(retry.status, 200) << retry.body;
+  ASSERT_TRUE(wait_until([&] { return metric(p.admin, "sluice_spool_pending_records") == 0; }, 15000)) << d.log();
+  EXPECT_EQ(scalar(url, "SELECT count(*) FROM spool_t WHERE sender = 3"), kRows);
+  EXPECT_EQ(scalar(url, "SELECT count(*) - count(DISTINCT (sender, seq)) FROM spool_t"), 0);
   EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
   fs::remove_all(dir);
 }

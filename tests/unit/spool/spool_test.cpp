@@ -221,8 +221,10 @@ TEST_F(SpoolTest, RefusesAppendsBeyondTheSizeBoundAndRecoversWhenSpaceFrees) {
   EXPECT_FALSE(s.has_room(100));
   EXPECT_EQ(s.append(std::string(100, 'q'), false, [](bool) {}), 0u);
   EXPECT_EQ(s.stats().refused_records.load(), 1u);
+  EXPECT_TRUE(s.full());
   s.commit(ids[0]);
   s.commit(ids[1]);  // first segment deleted: room again
+  EXPECT_FALSE(s.full());
   EXPECT_TRUE(s.has_room(100));
   EXPECT_NE(append_sync(s, std::string(100, 'q')), 0u);
 }

@@ -174,7 +174,9 @@ TEST(Migrate, FreshDatabaseGetsEveryTableViewIndexAndReferenceRow) {
             "public.sensors:BASE TABLE\n"
             "public.series:BASE TABLE\n"
             "public.sluice_dead_letter:BASE TABLE\n"
+            "public.sluice_idempotency_keys:BASE TABLE\n"
             "public.sluice_schema_migrations:BASE TABLE\n"
+            "public.sluice_spool_committed:BASE TABLE\n"
             "public.weather_data:BASE TABLE\n");
 
   EXPECT_EQ(psql("migrate_fresh",
@@ -221,7 +223,10 @@ TEST(Migrate, FreshDatabaseGetsEveryTableViewIndexAndReferenceRow) {
             "public.series_pkey\n"
             "public.sluice_dead_letter_pkey\n"
             "public.sluice_dead_letter_table_failed_at\n"
+            "public.sluice_idempotency_keys_created_at\n"
+            "public.sluice_idempotency_keys_pkey\n"
             "public.sluice_schema_migrations_pkey\n"
+            "public.sluice_spool_committed_pkey\n"
             "public.unique_city_name\n"
             "public.weather_city_timestamp\n"
             "public.weather_data_pkey\n");
@@ -350,7 +355,8 @@ TEST(Migrate, ChangedChecksumIsAnErrorNamingTheFile) {
 
   // Nothing was applied, not even the new file, and the connection is still usable.
   EXPECT_EQ(psql("migrate_changed", "SELECT to_regclass('must_not_exist') IS NULL"), "t\n");
-  EXPECT_EQ(psql("migrate_changed", "SELECT count(*) FROM sluice_schema_migrations"), "6\n");
+  EXPECT_EQ(psql("migrate_changed", "SELECT count(*) FROM sluice_schema_migrations"),
+            std::to_string(kMigrationNames.size()) + "\n");
   EXPECT_EQ(PQtransactionStatus(conn.get()), PQTRANS_IDLE);
   EXPECT_EQ(psql("migrate_changed",
                  "SELECT pg_try_advisory_lock(" + std::to_string(pg::kMigrationLockKey) + ")"),

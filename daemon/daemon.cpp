@@ -270,7 +270,10 @@ int run_daemon(const Config& config) {
 
   // The disk spool (README "Delivery"): opened before the writers, replayed once they connect.
   std::unique_ptr<SpoolDelivery> delivery;
-  if (config.spool.enabled) delivery = std::make_unique<SpoolDelivery>(config.spool, catalog);
+  if (config.spool.enabled) {
+    check_delivery_tables(config.database.url);
+    delivery = std::make_unique<SpoolDelivery>(config.spool, catalog);
+  }
 
   // Writers and batcher.
   IdempotencyGate idempotency_gate;  // Idempotency-Key requests in flight (all IO threads)

@@ -4,6 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <libpq-fe.h>
+
+#include "pg/connection.h"
 #include "spool/block_codec.h"
 
 namespace sluice {
@@ -194,6 +197,19 @@ void SpoolDelivery::register_metrics(metrics::Registry& registry, const pg::Writ
     metrics::add_value(metrics::family(out, "sluice_spool_write_errors_total", "Failed spool writes or fdatasyncs.", MetricType::Counter), {}, v(s.write_errors));
     metrics::add_value(metrics::family(out, "sluice_spool_syncs_total", "fdatasync calls of the spool (group commits).", MetricType::Counter), {}, v(s.syncs));
   });
+}
+
+void check_delivery_tables(const std::string& database_url) {
+  try {
+    pg::Connection conn(database_url, "sluiced check");
+    auto r = conn.query("SELECT to_regclass('sluice_spool_committed') IS NOT NULL");
+    if (std::string(PQgetvalue(r.get(), 0, 0)) != "t") {
+      throw std::runtime_error(
+          "spool.enabled needs the table sluice_spool_committed: apply sql/007_delivery.sql (`sluiced migrate`)");
+    }
+  } catch (const pg::PgError& e) {
+    spdlog::warn("event=spool_table_check_skipped error=\"{}\"", e.what());
+  }
 }
 
 void register_idempotency_metrics(metrics::Registry& registry, const pg::WriterPool& writers) {

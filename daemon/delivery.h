@@ -53,6 +53,11 @@ class SpoolDelivery {
   std::atomic<bool> unreplayable_logged_{false};
 };
 
+// The spool needs sluice_spool_committed (sql/007_delivery.sql): throws std::runtime_error naming
+// the migration when it is missing (rows would otherwise be refused at the first spooled batch).
+// A connection failure is only logged (the writers will wait for the database anyway).
+void check_delivery_tables(const std::string& database_url);
+
 // sluice_idempotent_replays_total: blocks (and rows) of retried Idempotency-Key requests that were
 // stored already and were not stored again.
 void register_idempotency_metrics(metrics::Registry& registry, const pg::WriterPool& writers);

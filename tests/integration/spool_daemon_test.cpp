@@ -263,6 +263,21 @@ TEST(Spool, DatabaseDownAndSpoolFullAnswers503AndRecovers) {
   fs::remove_all(dir);
 }
 
+TEST(Spool, MissingSpoolTableIsAStartUpErrorNamingTheMigration) {
+  const std::string url = fresh_database("spool_no_table");
+  pg::Connection(url).exec("DROP TABLE sluice_spool_committed");
+  const std::string dir = temp_dir();
+  Ports p;
+  DaemonProcess d;
+  try {
+    d.start(config_json(p, dir + "/spool"), url, p.admin, 15);
+    FAIL() << "sluiced started without sluice_spool_committed";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("sql/007_delivery.sql"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
 // Idempotency-Key: a retry of a stored request is answered like the original and stores nothing;
 // a retry while the first attempt is in flight gets 409; a retry after the first attempt timed out
 // during an outage stores the rows once. JSON and line protocol.

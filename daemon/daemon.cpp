@@ -29,6 +29,7 @@
 #include "daemon/resolver_metrics.h"
 #include "daemon/logging.h"
 #include "daemon/reloader.h"
+#include "daemon/delivery.h"
 #include "ingest/http/admin_server.h"
 #include "ingest/http/http_security.h"
 #include "ingest/http/http_server.h"
@@ -320,8 +321,18 @@ int run_daemon(const Config& config) {
     if (!popts.desired.empty()) policies = std::make_unique<policy::PolicyManager>(std::move(popts));
   }
 
+  // The disk spool (README "Delivery"): opened before the writers, replayed once they connect.
+  std::unique_ptr<SpoolDelivery> delivery;
+  if (config.spool.enabled) {
+    check_delivery_tables(config.database.url);
+    delivery = std::make_unique<SpoolDelivery>(config.spool, catalog);
+  }
+
   // Writers and batcher.
+  IdempotencyGate idempotency_gate;  // Idempotency-Key requests in flight (all IO threads)
   pg::WriterOptions wopts;
+  wopts.idempotency_ttl = std::chrono::seconds(config.http.idempotency_ttl_s);
+  if (delivery) delivery->wire(wopts);
   if (policies) {
     wopts.on_commit = [&catalog, p = policies.get()](uint32_t table_id, int64_t min_time, int64_t max_time) {
       p->note_committed_range(catalog.tables[table_id].config_name, min_time, max_time);
@@ -371,8 +382,13 @@ int run_daemon(const Config& config) {
   limits.max_bytes = config.batch.max_bytes;
   limits.max_age = std::chrono::milliseconds(config.batch.max_age_ms);
   Batcher batcher(ring_ptrs, limits, writers);
+  if (delivery) {
+    for (auto& ctx : contexts) ctx->set_spool(&delivery->spool(), [&writers] { return writers.connected(); });
+  }
+  for (auto& ctx : contexts) ctx->set_idempotency_gate(&idempotency_gate);
   writers.start();
   batcher.start();
+  if (delivery) delivery->start_replay(writers, static_cast<uint32_t>(config.batch.max_rows));
 
   // Listeners.
   std::unique_ptr<HttpServer> http;
@@ -452,6 +468,8 @@ int run_daemon(const Config& config) {
     }
   });
   add_component_collectors(registry, catalog, batcher, writers, http.get(), udp_listeners, config.udp);
+  if (delivery) delivery->register_metrics(registry, writers);
+  register_idempotency_metrics(registry, writers);
 
   if (policies) {
     policies->register_metrics(registry);
@@ -566,8 +584,10 @@ int run_daemon(const Config& config) {
   // 2b. Requests and datagrams waiting for resolver keys are answered "unavailable" (503).
   if (resolver_service) resolver_service->stop();
   // 3. Drain, flush, commit; acks post the answers to the IO threads, which are still running.
+  if (delivery) delivery->stop_replay();
   batcher.stop_and_drain();
   writers.stop();
+  if (delivery) delivery->close();  // after the writers: they may still spill
   if (policies) policies->stop();
   // 4. Let sessions write their answers, then stop the IO threads.
   const auto deadline = std::chrono::steady_clock::now() + 5s;

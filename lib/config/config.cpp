@@ -258,6 +258,11 @@ Config parse_config(const std::string& text, const std::string& source_name) {
     http.integer("max_errors_reported", c.http.max_errors_reported, 0, 1'000'000);
     http.integer("max_connections_per_client", c.http.max_connections_per_client, 0, 1'000'000);
     if (const json* tls = http.get("tls")) parse_tls_config(*tls, "http.tls", c.http.tls, problems);
+    http.string("ack", c.http.ack);
+    http.integer("idempotency_ttl_s", c.http.idempotency_ttl_s, 60, 90 * 86400);
+    if (c.http.ack != "committed" && c.http.ack != "spooled" && c.http.ack != "accepted") {
+      problems.push_back("http.ack: \"" + c.http.ack + "\" is not one of committed, spooled, accepted");
+    }
     if (c.http.enabled) check_address("http.listen", c.http.listen, problems);
     if (!valid_precision(c.http.default_precision)) {
       problems.push_back("http.default_precision: \"" + c.http.default_precision + "\" is not one of s, ms, us, ns");
@@ -298,6 +303,21 @@ Config parse_config(const std::string& text, const std::string& source_name) {
     admin.boolean("enabled", c.admin.enabled);
     admin.string("listen", c.admin.listen);
     if (c.admin.enabled) check_address("admin.listen", c.admin.listen, problems);
+
+    ObjectReader spool(object_or_empty(top.get("spool"), "spool", problems), "spool", problems);
+    spool.boolean("enabled", c.spool.enabled);
+    spool.string("dir", c.spool.dir);
+    spool.integer("max_bytes", c.spool.max_bytes, 1 << 16, 1LL << 50);
+    spool.integer("segment_bytes", c.spool.segment_bytes, 1 << 12, 1LL << 40);
+    spool.integer("group_commit_us", c.spool.group_commit_us, 0, 1'000'000);
+    spool.boolean("fsync", c.spool.fsync);
+    if (c.spool.enabled && c.spool.dir.empty()) problems.push_back("spool.dir: must not be empty");
+    if (c.spool.segment_bytes > c.spool.max_bytes) {
+      problems.push_back("spool.segment_bytes: larger than spool.max_bytes (" + std::to_string(c.spool.max_bytes) + ")");
+    }
+    if (c.http.ack == "spooled" && !c.spool.enabled) {
+      problems.push_back("http.ack: \"spooled\" needs the spool (spool.enabled: true)");
+    }
 
     ObjectReader log(object_or_empty(top.get("log"), "log", problems), "log", problems);
     log.string("level", c.log.level);

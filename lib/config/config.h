@@ -60,6 +60,8 @@ struct HttpConfig {
   size_t max_errors_reported = 100;      // row errors listed in one response
   size_t max_connections_per_client = 0; // per client IP address; 0 = no per-client limit
   TlsConfig tls;                         // http.tls (config/security.h); enabled when present
+  std::string ack = "committed";         // default ack mode (X-Sluice-Ack overrides): committed, spooled, accepted
+  int idempotency_ttl_s = 86400;         // Idempotency-Key tokens are forgotten after this long
 };
 
 struct UdpConfig {
@@ -76,6 +78,17 @@ struct UdpConfig {
 struct AdminConfig {
   bool enabled = true;
   std::string listen = "127.0.0.1:9100";
+};
+
+// The disk spool (lib/spool/spool.h, README "Delivery"): `spooled` acks, and batches the writers
+// cannot write while the database is unreachable.
+struct SpoolConfig {
+  bool enabled = false;
+  std::string dir = "spool";             // relative to the working directory (systemd: /var/lib/sluice/spool)
+  uint64_t max_bytes = uint64_t{1} << 30;      // all segment files together
+  uint64_t segment_bytes = uint64_t{64} << 20; // rotate segments at this size
+  int group_commit_us = 0;               // linger before an fdatasync to gather more appends
+  bool fsync = true;                     // false: no fdatasync (tests, or a disk you do not trust anyway)
 };
 
 struct LogConfig {
@@ -110,6 +123,7 @@ struct Config {
   std::vector<UdpConfig> udp;
   AdminConfig admin;
   LogConfig log;
+  SpoolConfig spool;
   PolicySettings policy;                 // the `policy` block (config/timeseries.h)
   std::vector<TableConfig> tables;
   std::vector<MeasurementConfig> measurements;  // line protocol mappings (HTTP /write, /api/v2/write, UDP line)

@@ -67,6 +67,8 @@ ReloadPlan plan_reload(const Config& a, const Config& b) {
   d.restart("http.enabled", a.http.enabled, b.http.enabled);
   d.restart("http.listen", a.http.listen, b.http.listen);
   d.restart("http.max_errors_reported", a.http.max_errors_reported, b.http.max_errors_reported);
+  d.restart("http.ack", a.http.ack, b.http.ack);
+  d.restart("http.idempotency_ttl_s", a.http.idempotency_ttl_s, b.http.idempotency_ttl_s);
   d.restart("admin.enabled", a.admin.enabled, b.admin.enabled);
   d.restart("admin.listen", a.admin.listen, b.admin.listen);
 

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/ack.h"
@@ -26,6 +27,12 @@ struct Block {
   int64_t max_time = INT64_MIN;
   std::vector<char> data;        // concatenated binary COPY tuples
   std::shared_ptr<Ack> ack;      // null when nobody waits (UDP)
+  uint64_t spool_id = 0;         // id of its spool record (lib/spool), 0 when not spooled: the
+                                 // writer records it with the rows (exactly once across a crash)
+  // Idempotency-Key of the request (null when none) and the block's index in that request: the
+  // writer records "key#index" with the rows, so a retried request stores each block once.
+  std::shared_ptr<const std::string> idempotency_key;
+  uint32_t idempotency_index = 0;
 };
 
 using BlockPtr = std::unique_ptr<Block>;

@@ -26,4 +26,12 @@ void push_and_answer(IngestContext& ctx, std::vector<BlockPtr>& blocks, std::chr
                      std::function<WriteResponse(const AckResult&)> verdict,
                      std::function<WriteResponse()> timed_out, std::function<void(WriteResponse)> done);
 
+// `spooled` acks: writes every block to the disk spool (ctx.spool()) and pushes the blocks to the
+// ring at once, each carrying its spool record id (the writer records it with the rows: exactly
+// once across a crash); answers `ok` once every record is fsynced, or spool_failed() when the
+// disk write failed. Returns false — nothing spooled, nothing pushed, nothing answered — when the
+// spool is missing, full or closed (`done` is then left to the caller; else it is moved from). The caller has checked ctx.has_room_for(blocks.size()).
+bool spool_and_answer(IngestContext& ctx, std::vector<BlockPtr>& blocks, WriteResponse ok,
+                      std::function<WriteResponse()> spool_failed, std::function<void(WriteResponse)>& done);
+
 }  // namespace sluice

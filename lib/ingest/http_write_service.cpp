@@ -17,6 +17,10 @@ bool parse_ack_mode(std::string_view text, AckMode& out) {
     out = AckMode::accepted;
     return true;
   }
+  if (text == "spooled") {
+    out = AckMode::spooled;
+    return true;
+  }
   return false;
 }
 
@@ -74,6 +78,7 @@ HttpWriteService::HttpWriteService(IngestContext& context, const HttpConfig& con
     : ctx_(context),
       max_rows_(config.max_rows_per_request),
       ack_timeout_(config.ack_timeout_ms) {
+  parse_ack_mode(config.ack, default_ack_);
   if (!parse_epoch_precision(config.default_precision, default_precision_)) default_precision_ = EpochPrecision::s;
 }
 
@@ -104,11 +109,26 @@ void HttpWriteService::handle_round(const WriteRequest& request, std::function<v
     done(error_response(400, "invalid precision \"" + std::string(request.precision) + "\" (use s, ms, us or ns)"));
     return;
   }
-  AckMode ack_mode;
-  if (!parse_ack_mode(request.ack_mode, ack_mode)) {
+  AckMode ack_mode = default_ack_;
+  if (!request.ack_mode.empty() && !parse_ack_mode(request.ack_mode, ack_mode)) {
     done(error_response(400, "invalid X-Sluice-Ack \"" + std::string(request.ack_mode) +
-                                 "\" (use committed or accepted)"));
+                                 "\" (use committed, spooled or accepted)"));
     return;
+  }
+  if (ack_mode == AckMode::spooled && !ctx_.spool()) {
+    done(error_response(400, "X-Sluice-Ack spooled needs the disk spool (spool.enabled is false)"));
+    return;
+  }
+  std::shared_ptr<const std::string> idempotency_key;
+  if (round == 0) {
+    std::string error;
+    if (const unsigned status = ctx_.begin_idempotent(request.idempotency_key, idempotency_key, done, error)) {
+      done(error_response(status, error, status == 409 ? 1 : 0));
+      return;
+    }
+  } else if (!request.idempotency_key.empty()) {
+    // Parsed again after a resolver wait: the first round entered the gate and `done` leaves it.
+    idempotency_key = std::make_shared<const std::string>(request.idempotency_key);
   }
   const JsonShape shape = request.content_type.find("ndjson") != std::string_view::npos ||
                                   request.content_type.find("jsonlines") != std::string_view::npos
@@ -153,6 +173,11 @@ void HttpWriteService::handle_round(const WriteRequest& request, std::function<v
     });
     return;
   }
+  if (!result.blocks.empty() && ctx_.cannot_store(body.size())) {
+    result.blocks.clear();
+    done(error_response(503, "the database is unreachable and the spool is full, retry later", 5));
+    return;
+  }
   if (!result.blocks.empty() && !ctx_.has_room_for(result.blocks.size())) {
     result.blocks.clear();
     const BackpressureAdvice a = ctx_.refuse_ring_full();
@@ -161,9 +186,31 @@ void HttpWriteService::handle_round(const WriteRequest& request, std::function<v
                          : error_response(429, "ingest queue is full, retry later", a.retry_after_s));
     return;
   }
-  ctx_.count(table->id, body.size(), result);
+  IngestContext::tag_idempotent(result.blocks, idempotency_key);
 
   const unsigned verdict_status = result.rows_rejected == 0 ? 200 : 400;
+  if (!result.blocks.empty() && ack_mode == AckMode::spooled) {
+    WriteResponse ok;
+    ok.status = verdict_status;
+    ok.body = verdict_json(result.rows_accepted, result.rows_rejected, result.errors);
+    auto spool_failed = [rejected = result.rows_rejected] {
+      WriteResponse r;
+      r.status = 503;
+      r.retry_after_s = 5;
+      r.body = verdict_json(0, rejected, {}, "the spool could not write the rows (disk error); they may still be committed");
+      return r;
+    };
+    if (!spool_and_answer(ctx_, result.blocks, std::move(ok), spool_failed, done)) {
+      result.blocks.clear();
+      WriteResponse r = error_response(503, "the spool is full, retry later", 5);
+      done(std::move(r));
+      return;
+    }
+    ctx_.count(table->id, body.size(), result);
+    return;
+  }
+  ctx_.count(table->id, body.size(), result);
+
   if (result.blocks.empty() || ack_mode == AckMode::accepted) {
     WriteResponse r;
     r.status = verdict_status;

@@ -7,7 +7,8 @@
 // Status codes: 200 every row stored; 400 some or all rows rejected (the good ones are still
 // stored; the body lists the bad ones), or the body is not JSON (with the byte offset); 404 unknown
 // table; 429 ring full / 503 ring full while the database is down (Retry-After from
-// the drain rate: ingest/backpressure.h); 503 shutting down; 500 the database refused the rows;
+// the drain rate: ingest/backpressure.h); 503 shutting down, or the spool is full (spooled acks; any
+// ack while the database is unreachable), with Retry-After; 500 the database refused the rows;
 // 504 the commit did not happen within http.ack_timeout_ms (the rows may still be committed later).
 #pragma once
 
@@ -19,7 +20,9 @@
 
 namespace sluice {
 
-enum class AckMode : uint8_t { committed, accepted };
+// committed: after the COMMIT; spooled: after the rows are fsynced to the disk spool; accepted:
+// once they are in the ring (README "Delivery"). Empty text → committed.
+enum class AckMode : uint8_t { committed, accepted, spooled };
 bool parse_ack_mode(std::string_view text, AckMode& out);
 
 class HttpWriteService : public WriteHandler {
@@ -37,6 +40,7 @@ class HttpWriteService : public WriteHandler {
   EpochPrecision default_precision_;
   size_t max_rows_;
   std::chrono::milliseconds ack_timeout_;
+  AckMode default_ack_ = AckMode::committed;  // http.ack
 };
 
 // The JSON verdict body: {"accepted":N,"rejected":M,"errors":[{"row":i,"column":"c","message":"m"}]}

@@ -76,7 +76,9 @@ WriteResponse influx_error(unsigned status, std::string_view code, std::string_v
 }  // namespace
 
 InfluxWriteService::InfluxWriteService(IngestContext& context, const HttpConfig& config)
-    : ctx_(context), max_rows_(config.max_rows_per_request), ack_timeout_(config.ack_timeout_ms) {}
+    : ctx_(context), max_rows_(config.max_rows_per_request), ack_timeout_(config.ack_timeout_ms) {
+  parse_ack_mode(config.ack, default_ack_);
+}
 
 void InfluxWriteService::apply_live_settings(const HttpConfig& config) {
   max_rows_ = config.max_rows_per_request;
@@ -110,11 +112,27 @@ void InfluxWriteService::handle_round(const WriteRequest& request, std::function
     done(influx_error(400, "invalid", message));
     return;
   }
-  AckMode ack_mode;
-  if (!parse_ack_mode(request.ack_mode, ack_mode)) {
+  AckMode ack_mode = default_ack_;
+  if (!request.ack_mode.empty() && !parse_ack_mode(request.ack_mode, ack_mode)) {
     done(influx_error(400, "invalid",
-                      "invalid X-Sluice-Ack \"" + std::string(request.ack_mode) + "\" (use committed or accepted)"));
+                      "invalid X-Sluice-Ack \"" + std::string(request.ack_mode) +
+                          "\" (use committed, spooled or accepted)"));
     return;
+  }
+  if (ack_mode == AckMode::spooled && !ctx_.spool()) {
+    done(influx_error(400, "invalid", "X-Sluice-Ack spooled needs the disk spool (spool.enabled is false)"));
+    return;
+  }
+  std::shared_ptr<const std::string> idempotency_key;
+  if (round > 0) {
+    // Parsed again after a resolver wait: the first round entered the gate and `done` leaves it.
+    if (!request.idempotency_key.empty()) idempotency_key = std::make_shared<const std::string>(request.idempotency_key);
+  } else {
+    std::string error;
+    if (const unsigned status = ctx_.begin_idempotent(request.idempotency_key, idempotency_key, done, error)) {
+      done(influx_error(status, status == 409 ? "conflict" : "invalid", error, status == 409 ? 1 : 0));
+      return;
+    }
   }
 
   const std::string& body = *request.body;
@@ -165,6 +183,11 @@ void InfluxWriteService::handle_round(const WriteRequest& request, std::function
                                                               : result.errors.front().message));
     return;
   }
+  if (!result.blocks.empty() && ctx_.cannot_store(body.size())) {
+    result.blocks.clear();
+    done(influx_error(503, "unavailable", "the database is unreachable and the spool is full, retry later", 5));
+    return;
+  }
   if (!result.blocks.empty() && !ctx_.has_room_for(result.blocks.size())) {
     result.blocks.clear();
     const BackpressureAdvice a = ctx_.refuse_ring_full();
@@ -174,11 +197,28 @@ void InfluxWriteService::handle_round(const WriteRequest& request, std::function
                          : influx_error(429, "too many requests", "ingest queue is full, retry later", a.retry_after_s));
     return;
   }
-  ctx_.count_lines(body.size(), result);
+  IngestContext::tag_idempotent(result.blocks, idempotency_key);
 
   const unsigned verdict_status = result.rows_rejected == 0 ? 204 : 400;
   std::string verdict_body =
       result.rows_rejected == 0 ? std::string() : influx_partial_write_json(result, result.rows_accepted);
+  if (!result.blocks.empty() && ack_mode == AckMode::spooled) {
+    WriteResponse ok;
+    ok.status = verdict_status;
+    ok.body = std::move(verdict_body);
+    auto spool_failed = [] {
+      return influx_error(503, "unavailable",
+                          "the spool could not write the lines (disk error); they may still be committed", 5);
+    };
+    if (!spool_and_answer(ctx_, result.blocks, std::move(ok), spool_failed, done)) {
+      result.blocks.clear();
+      done(influx_error(503, "unavailable", "the spool is full, retry later", 5));
+      return;
+    }
+    ctx_.count_lines(body.size(), result);
+    return;
+  }
+  ctx_.count_lines(body.size(), result);
   if (result.blocks.empty() || ack_mode == AckMode::accepted) {
     ctx_.push_all(result.blocks);
     WriteResponse r;

@@ -21,6 +21,7 @@
 #include "config/config.h"
 #include "ingest/ingest_context.h"
 #include "ingest/parse/line_mapping.h"
+#include "ingest/http_write_service.h"  // AckMode
 #include "ingest/write_handler.h"
 
 namespace sluice {
@@ -48,6 +49,7 @@ class InfluxWriteService : public WriteHandler {
   size_t max_rows_;
   std::chrono::milliseconds ack_timeout_;
   std::vector<char> allowed_tables_;  // the request token's scope over the catalog (reused)
+  AckMode default_ack_ = AckMode::committed;  // http.ack
 };
 
 // {"code":"invalid","message":…,"line":first,"errors":[…]} for a result with rejected lines.

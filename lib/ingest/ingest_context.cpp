@@ -2,6 +2,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include "spool/spool.h"
+
 namespace sluice {
 
 IngestContext::IngestContext(boost::asio::io_context& io, BlockRing& ring, metrics::IngestShard& counters,
@@ -49,6 +51,38 @@ BackpressureAdvice IngestContext::refuse_ring_full() {
     counters_.http_ring_full.add();
   }
   return a;
+bool IngestContext::cannot_store(size_t bytes) const {
+  if (!spool_ || !database_up_ || database_up_()) return false;
+  return !spool_->writable() || spool_->full() || !spool_->has_room(bytes);
+}
+
+unsigned IngestContext::begin_idempotent(std::string_view header, std::shared_ptr<const std::string>& key,
+                                         std::function<void(WriteResponse)>& done, std::string& error) {
+  if (header.empty()) return 0;
+  if (!valid_idempotency_key(header)) {
+    error = "invalid Idempotency-Key (1 to 200 printable ASCII characters, no spaces)";
+    return 400;
+  }
+  key = std::make_shared<const std::string>(header);
+  if (!idempotency_gate_) return 0;
+  if (!idempotency_gate_->try_enter(header)) {
+    error = "a request with this Idempotency-Key is still being processed; retry after it was answered";
+    key.reset();
+    return 409;
+  }
+  done = [gate = idempotency_gate_, key, inner = std::move(done)](WriteResponse r) {
+    gate->leave(*key);
+    inner(std::move(r));
+  };
+  return 0;
+}
+
+void IngestContext::tag_idempotent(std::vector<BlockPtr>& blocks, const std::shared_ptr<const std::string>& key) {
+  if (!key) return;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    blocks[i]->idempotency_key = key;
+    blocks[i]->idempotency_index = static_cast<uint32_t>(i);
+  }
 }
 
 void IngestContext::push_all(std::vector<BlockPtr>& blocks) {

@@ -18,6 +18,7 @@
 #include "catalog/row_encoder.h"
 #include "ingest/backpressure.h"
 #include "core/block.h"
+#include "ingest/idempotency.h"
 #include "ingest/parse/json_rows.h"
 #include "ingest/parse/line_mapping.h"
 #include "ingest/write_handler.h"
@@ -25,6 +26,9 @@
 #include "ring/spsc_ring.h"
 
 namespace sluice {
+namespace spool {
+class Spool;
+}
 
 using BlockRing = SpscRing<BlockPtr>;
 
@@ -33,7 +37,8 @@ using BlockRing = SpscRing<BlockPtr>;
 struct OwnedWriteRequest {
   explicit OwnedWriteRequest(const WriteRequest& r)
       : target(r.target), table(r.table), content_type(r.content_type), precision(r.precision),
-        ack_mode(r.ack_mode), client(r.client), db(r.db), rp(r.rp), org(r.org), bucket(r.bucket) {
+        ack_mode(r.ack_mode), client(r.client), db(r.db), rp(r.rp), org(r.org), bucket(r.bucket),
+        idempotency_key(r.idempotency_key) {
     request.api = r.api;
     request.target = target;
     request.table = table;
@@ -47,10 +52,11 @@ struct OwnedWriteRequest {
     request.bucket = bucket;
     request.body = r.body;
     request.scope = r.scope;  // owned by the session's AuthTable snapshot, held until done() is called
+    request.idempotency_key = idempotency_key;
   }
   OwnedWriteRequest(const OwnedWriteRequest&) = delete;
   OwnedWriteRequest& operator=(const OwnedWriteRequest&) = delete;
-  std::string target, table, content_type, precision, ack_mode, client, db, rp, org, bucket;
+  std::string target, table, content_type, precision, ack_mode, client, db, rp, org, bucket, idempotency_key;
   WriteRequest request;
 };
 
@@ -105,6 +111,28 @@ class IngestContext {
   // Moves each block into the ring; call only after has_room_for(blocks.size()).
   void push_all(std::vector<BlockPtr>& blocks);
 
+  // The disk spool (null when spool.enabled is false) and whether the database takes writes now
+  // (README "Delivery"). Set once before the IO thread runs.
+  spool::Spool* spool() const { return spool_; }
+  void set_spool(spool::Spool* spool, std::function<bool()> database_up) {
+    spool_ = spool;
+    database_up_ = std::move(database_up);
+  }
+  // True when rows cannot be kept safely: the database is unreachable and the spool is full or
+  // unwritable (HTTP 503 + Retry-After). Always false without a spool.
+  bool cannot_store(size_t bytes) const;
+
+  // Idempotency-Key requests in flight (shared by every IO thread; null: no 409 check).
+  IdempotencyGate* idempotency_gate() const { return idempotency_gate_; }
+  void set_idempotency_gate(IdempotencyGate* gate) { idempotency_gate_ = gate; }
+  // For the write services: validates the request's Idempotency-Key and enters the gate. Returns
+  // 0 to go on (then `key` is set when there is one, and `done` is wrapped to leave the gate when
+  // it answers), else the status to answer (400 invalid key, 409 in flight) with `error` set.
+  unsigned begin_idempotent(std::string_view header, std::shared_ptr<const std::string>& key,
+                            std::function<void(WriteResponse)>& done, std::string& error);
+  // Tags every block with the key and its index in the request (no-op when key is null).
+  static void tag_idempotent(std::vector<BlockPtr>& blocks, const std::shared_ptr<const std::string>& key);
+
   // Counts a parse result into the per-table counters.
   void count(uint32_t table_id, size_t body_bytes, const JsonParseResult& r);
   static void count_rejects(metrics::TableIngestCounters& c, const JsonParseResult& r);
@@ -127,6 +155,9 @@ class IngestContext {
   KeyResolverService* resolver_service_ = nullptr;
   bool closing_ = false;
   Backpressure* backpressure_ = nullptr;
+  spool::Spool* spool_ = nullptr;
+  IdempotencyGate* idempotency_gate_ = nullptr;
+  std::function<bool()> database_up_;
 };
 
 }  // namespace sluice

@@ -44,6 +44,7 @@ struct WriteRequest {
   std::string_view content_type;  // e.g. "application/json", "application/x-ndjson"
   std::string_view precision;     // the `precision` query parameter, empty when absent
   std::string_view ack_mode;      // the X-Sluice-Ack header, empty when absent (issue 5)
+  std::string_view idempotency_key;  // the Idempotency-Key header, empty when absent
   std::string_view client;        // peer address, for logs
   std::string_view db, rp;        // influx_v1 query parameters (accepted, not used for routing)
   std::string_view org, bucket;   // influx_v2 query parameters (accepted, not used for routing)

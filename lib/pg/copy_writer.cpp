@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <random>
@@ -528,6 +529,9 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
   const uint32_t table_id = batch.table_id;
   const bool known_table = table_id < catalog_.tables.size();
 
+  auto resolve_spooled = [&](const BlockPtr& b) {
+    if (b->spool_id && options_.on_spool_resolved) options_.on_spool_resolved(b->spool_id);
+  };
   auto log_failure = [&](uint64_t block_count, uint64_t rows, const std::string& what, const std::string& message) {
     const auto now = Clock::now();
     if (now - w.last_failure_log >= kFailureLogInterval) {
@@ -561,6 +565,7 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
     note_commit(rows, bytes);
     for (auto& b : blocks) {
       if (b->ack) b->ack->complete(AckOutcome::committed, b->rows);
+      resolve_spooled(b);
     }
   };
   auto fail_all = [&](const std::string& message) {
@@ -573,6 +578,7 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
     log_failure(blocks.size(), rows, "the database refused a batch of", message);
     for (auto& b : blocks) {
       if (b->ack) b->ack->complete(AckOutcome::failed, 0, message);
+      resolve_spooled(b);
     }
   };
   auto shut_all = [&] {
@@ -690,21 +696,112 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
     return out;
   };
 
-  // 1. The whole batch in one go (autocommit COPY, or one staged transaction), retried over
-  //    connection loss and transient server errors.
+  // Spooled blocks and blocks with an Idempotency-Key: inside the open transaction, record their
+  // spool ids / "key#index" tokens; a block whose id or token is there already was committed by an
+  // earlier transaction (a replay after a crash, a retried request): it leaves the batch.
+  const bool spooled = std::any_of(blocks.begin(), blocks.end(), [](const BlockPtr& b) {
+    return b->spool_id != 0 || b->idempotency_key != nullptr;
+  });
+  const std::string claim_sql = "INSERT INTO " + quote_ident(options_.spool_ids_table) +
+                                " (record_id) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING RETURNING record_id";
+  const std::string claim_key_sql = "INSERT INTO " + quote_ident(options_.idempotency_table) +
+                                    " (idempotency_key) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING "
+                                    "RETURNING idempotency_key";
+  auto token_of = [](const Block& b) { return *b.idempotency_key + "#" + std::to_string(b.idempotency_index); };
+  auto claim_spool_ids = [&](CopyOutcome& out) -> bool {
+    std::string ids = "{", keys = "{";
+    for (const auto& b : blocks) {
+      if (b->spool_id) {
+        if (ids.size() > 1) ids += ',';
+        ids += std::to_string(static_cast<int64_t>(b->spool_id));
+      }
+      if (b->idempotency_key) {
+        if (keys.size() > 1) keys += ',';
+        keys += '"';
+        for (char c : token_of(*b)) {
+          if (c == '"' || c == '\\') keys += '\\';
+          keys += c;
+        }
+        keys += '"';
+      }
+    }
+    ids += '}';
+    keys += '}';
+    out = CopyOutcome{};
+    out.committed = out.answered = true;
+    std::set<uint64_t> fresh;
+    std::set<std::string> fresh_keys;
+    for (int pass = 0; pass < 2; ++pass) {
+      const std::string& arr = pass == 0 ? ids : keys;
+      if (arr.size() == 2) continue;
+      const char* params[1] = {arr.c_str()};
+      Result r(PQexecParams(w.conn, (pass == 0 ? claim_sql : claim_key_sql).c_str(), 1, nullptr, params, nullptr,
+                            nullptr, 0));
+      if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+        out = failure_from(w.conn, r.get());
+        return false;
+      }
+      for (int i = 0; i < PQntuples(r.get()); ++i) {
+        if (pass == 0) fresh.insert(static_cast<uint64_t>(std::strtoll(PQgetvalue(r.get(), i, 0), nullptr, 10)));
+        else fresh_keys.insert(PQgetvalue(r.get(), i, 0));
+      }
+    }
+    std::vector<BlockPtr> keep;
+    for (auto& b : blocks) {
+      const bool old_id = b->spool_id && !fresh.count(b->spool_id);
+      const bool old_key = b->idempotency_key && !fresh_keys.count(token_of(*b));
+      if (!old_id && !old_key) {
+        keep.push_back(std::move(b));
+        continue;
+      }
+      if (old_id) stats_.spool_duplicates_skipped.fetch_add(1, std::memory_order_relaxed);
+      if (old_key) {
+        stats_.idempotent_blocks_skipped.fetch_add(1, std::memory_order_relaxed);
+        stats_.idempotent_rows_skipped.fetch_add(b->rows, std::memory_order_relaxed);
+      }
+      if (b->ack) b->ack->complete(AckOutcome::committed, b->rows);
+      resolve_spooled(b);
+    }
+    blocks.swap(keep);
+    return true;
+  };
+
+  // 1. The whole batch in one go (autocommit COPY, or one transaction when staged or spooled),
+  //    retried over connection loss and transient server errors.
   std::vector<std::string_view> parts;
-  for (const auto& b : blocks) parts.emplace_back(b->data.data(), b->data.size());
+  auto rebuild_parts = [&] {
+    parts.clear();
+    for (const auto& b : blocks) parts.emplace_back(b->data.data(), b->data.size());
+  };
+  rebuild_parts();
   CopyOutcome outcome;
   for (;;) {
+    if (options_.spill && !w.ok()) {
+      if (w.conn) drop_connection(w, trimmed(PQerrorMessage(w.conn)));
+      if (Clock::now() >= w.next_connect_at) try_connect(w);
+      if (!w.ok() && options_.spill(blocks)) {
+        stats_.spilled_batches.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+    }
     if (stop_deadline_passed() || !ensure_connected(w)) {
       shut_all();
       return;
     }
-    if (mode == ConflictMode::error) {
+    if (mode == ConflictMode::error && !spooled) {
       outcome = write_rows(parts);
+    } else if (mode == ConflictMode::error) {
+      outcome = run_command(w.conn, "BEGIN");
+      if (outcome.committed && claim_spool_ids(outcome)) {
+        rebuild_parts();
+        if (!blocks.empty()) outcome = write_rows(parts);
+      }
+      if (outcome.committed) outcome = run_command(w.conn, "COMMIT");
+      if (!outcome.committed) rollback(w.conn);
     } else if (prepare_stage(outcome)) {  // outside the transaction: a rollback keeps the stage
       outcome = run_command(w.conn, "BEGIN");
-      if (outcome.committed) outcome = write_rows(parts);
+      if (outcome.committed && spooled && claim_spool_ids(outcome)) rebuild_parts();
+      if (outcome.committed && !blocks.empty()) outcome = write_rows(parts);
       if (outcome.committed) outcome = run_command(w.conn, "COMMIT");
       if (!outcome.committed) rollback(w.conn);
     }
@@ -713,7 +810,8 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
   }
   if (outcome.committed) {
     w.transient_failures = 0;
-    commit_all();
+    if (!blocks.empty()) commit_all();
+    if (spooled) prune_spool_ids(w);
     return;
   }
   if (outcome.kind != CopyFailureKind::row_level) {
@@ -829,8 +927,21 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
     if (mode != ConflictMode::error) prepare_stage(step);
     if (step.committed) step = run_command(w.conn, "BEGIN");
     bool ok = step.committed;
+    bool respanned = false;
+    if (ok && spooled) {
+      const size_t before = blocks.size();
+      ok = claim_spool_ids(step);
+      if (ok && blocks.size() != before) {
+        respanned = true;
+        spans.clear();
+        for (size_t i = 0; i < blocks.size(); ++i) split_tuples(blocks[i]->data, static_cast<uint32_t>(i), spans);
+      }
+    }
     if (!ok) abort_reason = step;
-    if (ok) ok = bisect(0, spans.size(), spans.size() == 1 ? &outcome : nullptr, spans.size() > 1);
+    if (ok && !spans.empty()) {
+      ok = respanned ? bisect(0, spans.size(), nullptr, false)
+                     : bisect(0, spans.size(), spans.size() == 1 ? &outcome : nullptr, spans.size() > 1);
+    }
     if (ok) {
       step = insert_dead_letters();
       if (!step.committed) {
@@ -880,6 +991,7 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
   uint64_t failed_blocks = 0;
   for (size_t i = 0; i < blocks.size(); ++i) {
     const uint32_t n = dead_in_block[i];
+    resolve_spooled(blocks[i]);
     if (n == 0) {
       if (blocks[i]->ack) blocks[i]->ack->complete(AckOutcome::committed, blocks[i]->rows);
       continue;
@@ -899,6 +1011,29 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
     log_failure(failed_blocks, dead.size(), "rows refused and dead-lettered for",
                 dead.front().sqlstate + ": " + dead.front().message);
   }
+}
+
+// Deletes the ids of spool records that no segment holds any more (they can never be replayed)
+// and the idempotency tokens older than the TTL.
+void WriterPool::prune_spool_ids(Writer& w) {
+  if (!w.ok()) return;
+  const int64_t now = Clock::now().time_since_epoch().count();
+  int64_t last = last_prune_ns_.load(std::memory_order_relaxed);
+  const int64_t interval = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.spool_prune_interval).count();
+  if (now - last < interval || !last_prune_ns_.compare_exchange_strong(last, now)) return;
+  if (options_.spool_low_water) {
+    const std::string low = std::to_string(static_cast<int64_t>(options_.spool_low_water()));
+    const std::string sql = "DELETE FROM " + quote_ident(options_.spool_ids_table) + " WHERE record_id < $1::bigint";
+    const char* params[1] = {low.c_str()};
+    Result r(PQexecParams(w.conn, sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0));
+    (void)r;  // best effort: retried at the next interval
+  }
+  const std::string ttl = std::to_string(options_.idempotency_ttl.count());
+  const std::string sql = "DELETE FROM " + quote_ident(options_.idempotency_table) +
+                          " WHERE created_at < now() - make_interval(secs => $1::double precision)";
+  const char* params[1] = {ttl.c_str()};
+  Result r(PQexecParams(w.conn, sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0));
+  (void)r;
 }
 
 }  // namespace sluice::pg

@@ -78,6 +78,28 @@ struct WriterOptions {
   // range (PostgreSQL epoch microseconds; INT64_MAX/INT64_MIN when the table has no time column).
   // Must be cheap and must not block (the policy manager only records the range).
   std::function<void(uint32_t table_id, int64_t min_time, int64_t max_time)> on_commit;
+  // Spooled blocks (Block::spool_id != 0): their ids go into this table (sql/007_delivery.sql) in
+  // the same transaction as their rows — BEGIN · INSERT ids ON CONFLICT DO NOTHING · COPY the blocks
+  // whose id was new · COMMIT — so a block replayed after a crash is never stored twice. Blocks
+  // without a spool id keep the plain autocommit COPY.
+  std::string spool_ids_table = "sluice_spool_committed";
+  // Called on the writer thread once a spooled block is done for good (committed, already
+  // committed earlier, dead-lettered or refused; not on shutdown). Must not block.
+  std::function<void(uint64_t spool_id)> on_spool_resolved;
+  // Ids below this are in no spool segment any more: their rows in spool_ids_table are deleted
+  // (at most every spool_prune_interval, by a writer that just committed). Null: no pruning.
+  std::function<uint64_t()> spool_low_water;
+  std::chrono::milliseconds spool_prune_interval{10000};
+  // Blocks of requests with an Idempotency-Key: "key#index" goes into this table in the same
+  // transaction as the block's rows (like the spool ids); a block whose token is there already is
+  // skipped and acked committed. Tokens older than the TTL are deleted (with the spool ids).
+  std::string idempotency_table = "sluice_idempotency_keys";
+  std::chrono::seconds idempotency_ttl{86400};
+  // While the database is unreachable (no connection, and one attempt to connect failed): offered
+  // the blocks of a batch instead of holding them in memory. Returns true when it took them all
+  // (e.g. into the disk spool, to be replayed later); false to keep retrying them here. Null: the
+  // writer always retries in memory.
+  std::function<bool(std::vector<BlockPtr>& blocks)> spill;
 };
 
 // Counters of the pool. Everything is an atomic updated with relaxed ordering: read them at any
@@ -131,6 +153,10 @@ struct WriterStats {
   std::atomic<uint64_t> reconnects{0};          // successful connections after a loss or failure
   std::atomic<int64_t> queue_depth{0};          // batches waiting in the queue
   std::atomic<int> connected_writers{0};        // writers holding a live connection
+  std::atomic<uint64_t> spool_duplicates_skipped{0};
+  std::atomic<uint64_t> spilled_batches{0};
+  std::atomic<uint64_t> idempotent_blocks_skipped{0};  // blocks of a retried Idempotency-Key already stored
+  std::atomic<uint64_t> idempotent_rows_skipped{0};     // batches handed to WriterOptions::spill  // replayed spool blocks already committed earlier
 };
 
 class WriterPool : public BatchSink {
@@ -162,6 +188,7 @@ class WriterPool : public BatchSink {
   void write_batch(Writer& w, Batch& batch);
   void discard_batch(Batch& batch);  // null sink
   bool stop_deadline_passed() const;
+  void prune_spool_ids(Writer& w);
   void merge_queued(Batch& out);  // under mutex_
   bool ensure_connected(Writer& w);
   bool try_connect(Writer& w);
@@ -183,6 +210,7 @@ class WriterPool : public BatchSink {
   std::chrono::steady_clock::time_point stop_deadline_{};
   bool started_ = false;
   bool stopped_ = false;
+  std::atomic<int64_t> last_prune_ns_{0};   // steady clock of the last spool id prune
 
   std::vector<std::unique_ptr<Writer>> writers_;
   std::vector<std::thread> threads_;

@@ -24,7 +24,7 @@ const std::string kSqlDir = std::string(SLUICE_SOURCE_DIR) + "/sql";
 
 const std::vector<std::string> kMigrationNames = {
     "001_grid.sql", "002_predictive_maintenance.sql", "003_flux.sql", "004_datapoint.sql",
-    "005_energy_forecast.sql", "006_dead_letter.sql"};
+    "005_energy_forecast.sql", "006_dead_letter.sql", "007_delivery.sql"};
 
 // A scratch folder removed at the end of the test.
 class TempDir {
@@ -175,7 +175,9 @@ TEST(Migrate, FreshDatabaseGetsEveryTableViewIndexAndReferenceRow) {
             "public.sensors:BASE TABLE\n"
             "public.series:BASE TABLE\n"
             "public.sluice_dead_letter:BASE TABLE\n"
+            "public.sluice_idempotency_keys:BASE TABLE\n"
             "public.sluice_schema_migrations:BASE TABLE\n"
+            "public.sluice_spool_committed:BASE TABLE\n"
             "public.weather_data:BASE TABLE\n");
 
   EXPECT_EQ(psql("migrate_fresh",
@@ -222,7 +224,10 @@ TEST(Migrate, FreshDatabaseGetsEveryTableViewIndexAndReferenceRow) {
             "public.series_pkey\n"
             "public.sluice_dead_letter_pkey\n"
             "public.sluice_dead_letter_table_failed_at\n"
+            "public.sluice_idempotency_keys_created_at\n"
+            "public.sluice_idempotency_keys_pkey\n"
             "public.sluice_schema_migrations_pkey\n"
+            "public.sluice_spool_committed_pkey\n"
             "public.unique_city_name\n"
             "public.weather_city_timestamp\n"
             "public.weather_data_pkey\n");
@@ -320,16 +325,17 @@ TEST(Migrate, PendingFilesAreAppliedInOrderOnTopOfExistingOnes) {
   pg::Connection conn(url);
   ASSERT_EQ(pg::migrate(conn, dir.path()).applied, kMigrationNames);
 
-  dir.write("008_second.sql", "ALTER TABLE extra_table ADD COLUMN b int;");
-  dir.write("007_first.sql", "CREATE TABLE extra_table (a int);");
+  dir.write("901_second.sql", "ALTER TABLE extra_table ADD COLUMN b int;");
+  dir.write("900_first.sql", "CREATE TABLE extra_table (a int);");
   const pg::MigrateReport report = pg::migrate(conn, dir.path());
-  EXPECT_EQ(report.applied, (std::vector<std::string>{"007_first.sql", "008_second.sql"}));
+  EXPECT_EQ(report.applied, (std::vector<std::string>{"900_first.sql", "901_second.sql"}));
   EXPECT_EQ(report.skipped, kMigrationNames);
   EXPECT_EQ(psql("migrate_pending",
                  "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) "
                  "FROM information_schema.columns WHERE table_name = 'extra_table'"),
             "a,b\n");
-  EXPECT_EQ(psql("migrate_pending", "SELECT count(*) FROM sluice_schema_migrations"), "8\n");
+  EXPECT_EQ(psql("migrate_pending", "SELECT count(*) FROM sluice_schema_migrations"),
+            std::to_string(kMigrationNames.size() + 2) + "\n");
 }
 
 TEST(Migrate, ChangedChecksumIsAnErrorNamingTheFile) {
@@ -341,7 +347,7 @@ TEST(Migrate, ChangedChecksumIsAnErrorNamingTheFile) {
   ASSERT_EQ(pg::migrate(conn, dir.path()).applied.size(), kMigrationNames.size());
 
   dir.append("003_flux.sql", "\n-- an edit after the fact\n");
-  dir.write("007_new.sql", "CREATE TABLE must_not_exist (a int);");
+  dir.write("900_new.sql", "CREATE TABLE must_not_exist (a int);");
   const std::string err = error_of([&] { pg::migrate(conn, dir.path()); });
   EXPECT_NE(err.find(dir.path() + "/003_flux.sql"), std::string::npos) << err;
   EXPECT_NE(err.find("already applied"), std::string::npos) << err;
@@ -350,7 +356,8 @@ TEST(Migrate, ChangedChecksumIsAnErrorNamingTheFile) {
 
   // Nothing was applied, not even the new file, and the connection is still usable.
   EXPECT_EQ(psql("migrate_changed", "SELECT to_regclass('must_not_exist') IS NULL"), "t\n");
-  EXPECT_EQ(psql("migrate_changed", "SELECT count(*) FROM sluice_schema_migrations"), "6\n");
+  EXPECT_EQ(psql("migrate_changed", "SELECT count(*) FROM sluice_schema_migrations"),
+            std::to_string(kMigrationNames.size()) + "\n");
   EXPECT_EQ(PQtransactionStatus(conn.get()), PQTRANS_IDLE);
   EXPECT_EQ(psql("migrate_changed",
                  "SELECT pg_try_advisory_lock(" + std::to_string(pg::kMigrationLockKey) + ")"),

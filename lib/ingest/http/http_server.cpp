@@ -589,6 +589,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     write.content_type = request[http::field::content_type];
     write.precision = precision_;
     write.ack_mode = request["X-Sluice-Ack"];
+    write.idempotency_key = request["Idempotency-Key"];
     write.client = client_;
     if (api_ != WriteApi::json) {
       write.db = db_;

@@ -214,6 +214,43 @@ TEST_F(ConfigTest, ResolverProblemsNameTheirPath) {
   EXPECT_TRUE(has(r + "[3].column: \"b\" has more than one resolver"));
 }
 
+TEST_F(ConfigTest, SpoolAndAckSettings) {
+  const Config d = parse_config(kMinimal, "t");
+  EXPECT_FALSE(d.spool.enabled);
+  EXPECT_EQ(d.spool.dir, "spool");
+  EXPECT_EQ(d.spool.max_bytes, uint64_t{1} << 30);
+  EXPECT_EQ(d.spool.segment_bytes, uint64_t{64} << 20);
+  EXPECT_TRUE(d.spool.fsync);
+  EXPECT_EQ(d.http.ack, "committed");
+  EXPECT_EQ(d.http.idempotency_ttl_s, 86400);
+
+  const Config c = parse_config(R"({"database": {"url": "x"}, "tables": [{"name": "t"}],
+      "http": {"ack": "spooled", "idempotency_ttl_s": 600},
+      "spool": {"enabled": true, "dir": "/var/lib/sluice/spool", "max_bytes": 1048576,
+                "segment_bytes": 65536, "group_commit_us": 500, "fsync": false}})", "t");
+  EXPECT_EQ(c.http.ack, "spooled");
+  EXPECT_EQ(c.http.idempotency_ttl_s, 600);
+  EXPECT_TRUE(c.spool.enabled);
+  EXPECT_EQ(c.spool.dir, "/var/lib/sluice/spool");
+  EXPECT_EQ(c.spool.max_bytes, 1048576u);
+  EXPECT_EQ(c.spool.segment_bytes, 65536u);
+  EXPECT_EQ(c.spool.group_commit_us, 500);
+  EXPECT_FALSE(c.spool.fsync);
+
+  const auto p = problems(R"({"database": {"url": "x"}, "tables": [{"name": "t"}],
+      "http": {"ack": "spooled"},
+      "spool": {"max_bytes": 100000, "segment_bytes": 200000, "bogus": 1}})");
+  const std::vector<std::string> expected = {
+      "spool.bogus: unknown setting",
+      "spool.segment_bytes: larger than spool.max_bytes (100000)",
+      "http.ack: \"spooled\" needs the spool (spool.enabled: true)",
+  };
+  for (const auto& e : expected) EXPECT_NE(std::find(p.begin(), p.end(), e), p.end()) << "missing: " << e;
+  EXPECT_EQ(p.size(), expected.size()) << ::testing::PrintToString(p);
+  EXPECT_EQ(problems(R"({"database": {"url": "x"}, "tables": [{"name": "t"}], "http": {"ack": "maybe"}})"),
+            std::vector<std::string>{"http.ack: \"maybe\" is not one of committed, spooled, accepted"});
+}
+
 TEST(SplitHostPort, AcceptsHostPortAndBracketedV6) {
   std::string host;
   uint16_t port = 0;

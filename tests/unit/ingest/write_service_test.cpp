@@ -4,12 +4,16 @@
 #include "ingest/http_write_service.h"
 #include "ingest/udp_ingest.h"
 
+#include <filesystem>
 #include <optional>
 #include <thread>
+
+#include <stdlib.h>
 
 #include <gtest/gtest.h>
 
 #include "encoder_test_util.h"
+#include "spool/spool.h"
 
 namespace sluice {
 namespace {
@@ -52,6 +56,7 @@ class WriteServiceTest : public ::testing::Test {
     r.content_type = "application/json";
     r.precision = precision;
     r.ack_mode = ack;
+    r.idempotency_key = idempotency_key_;
     r.body = &body_;
     std::optional<WriteResponse> answer;
     service_->handle(r, [&](WriteResponse w) { answer = std::move(w); });
@@ -79,6 +84,7 @@ class WriteServiceTest : public ::testing::Test {
   HttpConfig config_;
   std::unique_ptr<HttpWriteService> service_;
   std::string body_;
+  std::string idempotency_key_;
 };
 
 TEST_F(WriteServiceTest, CommittedAckAnswersAfterTheWriterCompletesTheBlock) {
@@ -111,6 +117,89 @@ TEST_F(WriteServiceTest, LiveSettingsApplyToTheNextRequest) {
   BlockPtr b = pop();
   ASSERT_TRUE(b);
   EXPECT_EQ(b->rows, 2u);
+}
+
+TEST_F(WriteServiceTest, SpooledAckAnswersAfterTheFsyncAndTheBlockCarriesItsRecordId) {
+  auto r = send(R"({"time": 1, "value": 1.5})", "readings", "spooled");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_NE(r.body.find("spool.enabled"), std::string::npos) << r.body;
+  EXPECT_EQ(ring_.size_approx(), 0u);
+
+  char tmpl[] = "/tmp/sluice-ws-spool-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  spool::SpoolOptions o;
+  o.dir = std::string(tmpl) + "/spool";
+  o.max_bytes = 1 << 16;
+  o.segment_bytes = 1 << 14;
+  {
+    spool::Spool sp(o);
+    sp.open();
+    ctx_.set_spool(&sp, [] { return true; });
+    r = send(R"([{"time": 1, "value": 1.5}, {"time": 2, "value": 2}])", "readings", "spooled");
+    EXPECT_EQ(r.status, 200u);
+    EXPECT_EQ(r.body, R"({"accepted":2,"rejected":0,"errors":[]})");
+    BlockPtr b = pop();
+    ASSERT_TRUE(b);
+    EXPECT_NE(b->spool_id, 0u);
+    EXPECT_FALSE(b->ack);  // nobody waits for the commit
+    EXPECT_EQ(sp.stats().pending_records.load(), 1u);
+    EXPECT_EQ(sp.stats().appended_records.load(), 1u);
+    sp.commit(b->spool_id);
+    EXPECT_EQ(sp.stats().pending_records.load(), 0u);
+
+    // A body larger than the spool: 503 with Retry-After, nothing queued.
+    std::string big = "[";
+    for (int i = 0; i < 3000; ++i) big += std::string(i ? "," : "") + R"({"time": 1, "value": 1})";
+    big += "]";
+    r = send(big, "readings", "spooled");
+    EXPECT_EQ(r.status, 503u);
+    EXPECT_GE(r.retry_after_s, 1u);
+    EXPECT_EQ(ring_.size_approx(), 0u);
+    // The database is down too: every ack mode gets the 503 while the spool is full.
+    ctx_.set_spool(&sp, [] { return false; });
+    r = send(R"({"time": 1, "value": 1})", "readings", "accepted");
+    EXPECT_EQ(r.status, 503u);
+    EXPECT_NE(r.body.find("spool is full"), std::string::npos) << r.body;
+    ctx_.set_spool(nullptr, {});
+  }
+  std::filesystem::remove_all(tmpl);
+}
+
+TEST_F(WriteServiceTest, IdempotencyKeyTagsTheBlocksAndARetryInFlightGets409) {
+  IdempotencyGate gate;
+  ctx_.set_idempotency_gate(&gate);
+  idempotency_key_ = "bad key";
+  EXPECT_EQ(send(R"({"time": 1, "value": 1})", "readings", "accepted").status, 400u);
+  idempotency_key_ = "k-1";
+  // First attempt waits for its commit; a retry meanwhile is refused.
+  std::optional<WriteResponse> first;
+  body_ = R"({"time": 1, "value": 1})";
+  WriteRequest req;
+  req.table = "readings";
+  req.idempotency_key = idempotency_key_;
+  std::string first_body = body_;
+  req.body = &first_body;
+  service_->handle(req, [&](WriteResponse w) { first = std::move(w); });
+  EXPECT_FALSE(first);
+  const auto busy = send(R"({"time": 1, "value": 1})", "readings");
+  EXPECT_EQ(busy.status, 409u);
+  EXPECT_EQ(busy.retry_after_s, 1u);
+  BlockPtr b = pop();
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(b->idempotency_key);
+  EXPECT_EQ(*b->idempotency_key, "k-1");
+  EXPECT_EQ(b->idempotency_index, 0u);
+  b->ack->complete(AckOutcome::committed, b->rows);
+  for (int i = 0; i < 100 && !first; ++i) {
+    io_.restart();
+    io_.run_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 200u);
+  // Answered: the key may be used again (the writer decides whether rows are stored).
+  EXPECT_EQ(send(R"({"time": 1, "value": 1})", "readings", "accepted").status, 200u);
+  EXPECT_TRUE(pop()->idempotency_key);
+  ctx_.set_idempotency_gate(nullptr);
 }
 
 TEST_F(WriteServiceTest, AcceptedAckAnswersAtOnce) {

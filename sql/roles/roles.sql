@@ -106,6 +106,15 @@ BEGIN
     EXECUTE format('GRANT UPDATE ON TABLE %I.%I TO sluice_ingest', v_sch, v_rel);
   END LOOP;
 
+  -- The delivery tables of sql/007_delivery.sql (spool record ids, Idempotency-Key tokens): the
+  -- writers claim ids (INSERT … RETURNING), read them and prune old ones (DELETE).
+  FOR v_sch, v_rel IN SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE c.relkind = 'r' AND c.relname IN ('sluice_spool_committed', 'sluice_idempotency_keys')
+                         AND n.nspname = ANY (current_schemas(false)) LOOP
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO sluice_ingest', v_sch);
+    EXECUTE format('GRANT SELECT, INSERT, DELETE ON TABLE %I.%I TO sluice_ingest', v_sch, v_rel);
+  END LOOP;
+
   -- sluice_policy
   GRANT sluice_ingest TO sluice_policy;
   FOR v_sch, v_rel, v_oid IN SELECT DISTINCT w.sch, w.rel, w.oid_ FROM sluice_roles_wanted w WHERE w.kind = 'policy' LOOP

@@ -51,6 +51,8 @@ BackpressureAdvice IngestContext::refuse_ring_full() {
     counters_.http_ring_full.add();
   }
   return a;
+}
+
 bool IngestContext::cannot_store(size_t bytes) const {
   if (!spool_ || !database_up_ || database_up_()) return false;
   return !spool_->writable() || spool_->full() || !spool_->has_room(bytes);

@@ -50,6 +50,7 @@ struct Settings {
   size_t max_body_bytes = 1 << 20;
   int io_threads = 2;
   std::string extra;  // more top-level keys, with a leading comma
+  std::string tables = R"([{"name": "sensor_readings"}])";
 };
 
 std::string config_json(int http, int admin, const Settings& s) {
@@ -61,7 +62,7 @@ std::string config_json(int http, int admin, const Settings& s) {
          std::to_string(s.max_rows_per_request) + R"(, "max_body_bytes": )" + std::to_string(s.max_body_bytes) + R"(},
     "admin": {"listen": "127.0.0.1:)" + std::to_string(admin) + R"("},
     "log": {"level": ")" + s.level + R"("},
-    "tables": [{"name": "sensor_readings"}])" + s.extra + "}";
+    "tables": )" + s.tables + s.extra + "}";
 }
 
 long long query_count(const std::string& url, const std::string& sql) {
@@ -340,6 +341,7 @@ TEST(Reload, TokensAndScopesAreReplacedLive) {
   auto with_tokens = [&](const std::string& tokens) {
     Settings s;
     s.extra = R"(, "auth": {"tokens": [)" + tokens + "]}";
+    s.tables = R"([{"name": "sensor_readings"}, {"name": "sensors"}])";  // scopes must name listed tables
     return s;
   };
   const int http = test::free_tcp_port(), admin = test::free_tcp_port();

@@ -393,13 +393,7 @@ int run_daemon(const Config& config) {
   // Listeners.
   std::unique_ptr<HttpServer> http;
   if (config.http.enabled) {
-    HttpLimits hl;
-    hl.max_body_bytes = config.http.max_body_bytes;
-    hl.max_header_bytes = config.http.max_header_bytes;
-    hl.header_timeout = std::chrono::milliseconds(config.http.header_timeout_ms);
-    hl.body_timeout = std::chrono::milliseconds(config.http.body_timeout_ms);
-    hl.idle_timeout = std::chrono::milliseconds(config.http.idle_timeout_ms);
-    hl.max_connections = config.http.max_connections;
+    const HttpLimits hl = http_limits(config.http);
     std::vector<boost::asio::io_context*> io_ptrs;
     std::vector<WriteHandler*> handlers;
     for (int i = 0; i < io_threads; ++i) {

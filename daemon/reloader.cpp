@@ -125,16 +125,6 @@ void Reloader::apply(const Config& next) {
   bl.max_age = std::chrono::milliseconds(next.batch.max_age_ms);
   if (pieces_.batcher) pieces_.batcher->set_limits(bl);
 
-  if (pieces_.http) {
-    HttpLimits hl = pieces_.http->limits();  // keeps limits this code does not manage
-    hl.max_body_bytes = next.http.max_body_bytes;
-    hl.max_header_bytes = next.http.max_header_bytes;
-    hl.header_timeout = std::chrono::milliseconds(next.http.header_timeout_ms);
-    hl.body_timeout = std::chrono::milliseconds(next.http.body_timeout_ms);
-    hl.idle_timeout = std::chrono::milliseconds(next.http.idle_timeout_ms);
-    hl.max_connections = next.http.max_connections;
-    pieces_.http->set_limits(hl);
-  }
 
   // The write services belong to their IO thread: the new settings are posted there.
   for (size_t i = 0; i < pieces_.ios.size(); ++i) {
@@ -146,8 +136,8 @@ void Reloader::apply(const Config& next) {
     });
   }
 
-  // Security: tokens, scopes, per-token rates and both connection caps (TLS files and udp[].allow
-  // need a restart; config/reload.cpp lists them so).
+  // HTTP limits (sizes, timeouts, both connection caps) and the security settings: tokens, scopes,
+  // per-token rates (TLS files and udp[].allow need a restart; config/reload.cpp lists them so).
   if (pieces_.http) apply_http_security(*pieces_.http, next);
 
   spdlog::set_level(spdlog::level::from_str(next.log.level));

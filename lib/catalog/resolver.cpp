@@ -17,20 +17,6 @@ std::string quote_qualified(std::string_view name) {
   return pg::quote_ident(name.substr(0, dot)) + "." + pg::quote_ident(name.substr(dot + 1));
 }
 
-bool is_number_type(PgType t) {
-  switch (t) {
-    case PgType::int2:
-    case PgType::int4:
-    case PgType::int8:
-    case PgType::float4:
-    case PgType::float8:
-    case PgType::numeric:
-      return true;
-    default:
-      return false;
-  }
-}
-
 const std::vector<uint32_t> kNone;
 
 }  // namespace

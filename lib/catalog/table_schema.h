@@ -22,6 +22,21 @@ enum class PgType : uint8_t {
 
 const char* pg_type_name(PgType t);
 
+// Column types that take a number (line protocol tags and resolver ids are put as numbers into them).
+inline bool is_number_type(PgType t) {
+  switch (t) {
+    case PgType::int2:
+    case PgType::int4:
+    case PgType::int8:
+    case PgType::float4:
+    case PgType::float8:
+    case PgType::numeric:
+      return true;
+    default:
+      return false;
+  }
+}
+
 struct Column {
   std::string name;
   PgType type = PgType::text;

@@ -24,20 +24,6 @@ struct NameCache {
 bool is_time_type(PgType t) { return t == PgType::timestamptz || t == PgType::timestamp; }
 bool is_text_type(PgType t) { return t == PgType::text || t == PgType::varchar || t == PgType::bpchar; }
 bool is_json_type(PgType t) { return t == PgType::json || t == PgType::jsonb; }
-bool is_number_type(PgType t) {
-  switch (t) {
-    case PgType::int2:
-    case PgType::int4:
-    case PgType::int8:
-    case PgType::float4:
-    case PgType::float8:
-    case PgType::numeric:
-      return true;
-    default:
-      return false;
-  }
-}
-
 inline int64_t floor_div_1000(int64_t v) { return v >= 0 ? v / 1000 : -((-(v + 1)) / 1000) - 1; }
 
 void append_json_string(std::string& o, std::string_view s) {

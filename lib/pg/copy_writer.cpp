@@ -746,14 +746,28 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
         else fresh_keys.insert(PQgetvalue(r.get(), i, 0));
       }
     }
+    // Each fresh id / token admits ONE block: a batch may hold two blocks with the same token (a
+    // retried request merged with the replay of its first attempt from the spool). Spooled blocks
+    // claim first, so the copy that survives a crash is the one written.
+    std::vector<uint8_t> skip(blocks.size(), 0);  // bit 0: id taken, bit 1: token taken
+    for (int spooled_pass = 1; spooled_pass >= 0; --spooled_pass) {
+      for (size_t i = 0; i < blocks.size(); ++i) {
+        const Block& b = *blocks[i];
+        if ((b.spool_id != 0) != (spooled_pass == 1)) continue;
+        const bool old_id = b.spool_id && fresh.erase(b.spool_id) == 0;
+        const bool old_key = b.idempotency_key && fresh_keys.erase(token_of(b)) == 0;
+        skip[i] = static_cast<uint8_t>((old_id ? 1 : 0) | (old_key ? 2 : 0));
+      }
+    }
     std::vector<BlockPtr> keep;
-    for (auto& b : blocks) {
-      const bool old_id = b->spool_id && !fresh.count(b->spool_id);
-      const bool old_key = b->idempotency_key && !fresh_keys.count(token_of(*b));
-      if (!old_id && !old_key) {
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      BlockPtr& b = blocks[i];
+      if (skip[i] == 0) {
         keep.push_back(std::move(b));
         continue;
       }
+      const bool old_id = (skip[i] & 1) != 0;
+      const bool old_key = (skip[i] & 2) != 0;
       if (old_id) stats_.spool_duplicates_skipped.fetch_add(1, std::memory_order_relaxed);
       if (old_key) {
         stats_.idempotent_blocks_skipped.fetch_add(1, std::memory_order_relaxed);

@@ -168,5 +168,25 @@ TEST_F(SpoolWriterTest, IdempotencyTokensStoreEachBlockOnce) {
   EXPECT_EQ(scalar("SELECT count(*) FROM sluice_idempotency_keys WHERE idempotency_key = 'req-\"quoted\"\\x#2'"), 1);
 }
 
+// A retried request merged into one batch with the replay of its first attempt from the spool: both
+// blocks carry the same token; the rows are stored once, the spooled copy is the one written, and
+// both senders' acks say committed.
+TEST_F(SpoolWriterTest, TwoBlocksWithOneTokenInOneBatchAreStoredOnce) {
+  auto key = std::make_shared<const std::string>("req-3");
+  std::vector<BlockPtr> batch;
+  batch.push_back(block({{7, 1}, {8, 2}}));  // the retry: in memory, no spool record
+  batch.back()->idempotency_key = key;
+  batch.push_back(block({{7, 1}, {8, 2}}));  // the first attempt, replayed from the spool
+  batch.back()->idempotency_key = key;
+  batch.back()->spool_id = 4242;
+  EXPECT_EQ(write(std::move(batch)), (std::vector<AckOutcome>(2, AckOutcome::committed)));
+  EXPECT_EQ(scalar("SELECT count(*) FROM t"), 2);
+  EXPECT_EQ(scalar("SELECT count(*) FROM sluice_spool_committed WHERE record_id = 4242"), 1);
+  EXPECT_EQ(pool_->stats().idempotent_blocks_skipped.load(), 1u);
+  EXPECT_EQ(pool_->stats().spool_duplicates_skipped.load(), 0u);
+  std::lock_guard<std::mutex> lock(mutex_);
+  EXPECT_EQ(resolved_.count(4242), 1u);
+}
+
 }  // namespace
 }  // namespace sluice

@@ -303,7 +303,13 @@ TEST(Faults, PostgresRestartMidLoadLosesAndDuplicatesNothing) {
   std::this_thread::sleep_for(1s);
   const size_t before = load.count(200);
   ASSERT_GT(before, 5u) << "the load did not run";
-  test::shared_pg_server().restart();
+  // The restart, with its down time as long as readiness needs to notice it: a plain fast restart can
+  // be over between two polls of /readyz on a busy machine.
+  auto& server = test::shared_pg_server();
+  server.stop_keep_data();
+  const bool noticed = wait_for_status(p.admin, 503, 10s);
+  server.start_again();
+  EXPECT_TRUE(noticed) << "/readyz never reflected the restart";
   // Ingestion resumes without touching sluiced.
   EXPECT_TRUE(wait_for_status(p.admin, 200, 15s)) << d.log();
   const auto resumed_until = std::chrono::steady_clock::now() + 15s;
@@ -313,7 +319,6 @@ TEST(Faults, PostgresRestartMidLoadLosesAndDuplicatesNothing) {
   EXPECT_GE(load.count(200), before + 20) << "ingestion did not resume: " << d.log();
   load.stop();
   watch.stop();
-  EXPECT_TRUE(watch.saw(503)) << "/readyz never reflected the restart";
   EXPECT_TRUE(watch.saw(200));
   const std::string m = test::http_get(p.admin, "/metrics").body;
   EXPECT_GE(metric(m, "sluice_writer_events_total{event=\"connection_lost\"}"), 1) << m;

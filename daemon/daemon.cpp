@@ -382,6 +382,7 @@ int run_daemon(const Config& config) {
   limits.max_bytes = config.batch.max_bytes;
   limits.max_age = std::chrono::milliseconds(config.batch.max_age_ms);
   Batcher batcher(ring_ptrs, limits, writers);
+  for (auto& ctx : contexts) ctx->set_doorbell(&batcher.doorbell());
   if (delivery) {
     for (auto& ctx : contexts) ctx->set_spool(&delivery->spool(), [&writers] { return writers.connected(); });
   }

@@ -13,9 +13,13 @@ using Clock = std::chrono::steady_clock;
 Batcher::Batcher(std::vector<SpscRing<BlockPtr>*> rings, BatchLimits limits, BatchSink& sink)
     : rings_(std::move(rings)), sink_(sink), limits_(limits), new_limits_(limits) {
   groups_.reserve(16);
+  sink_.set_idle_doorbell(&doorbell_);
 }
 
-Batcher::~Batcher() { stop_and_drain(); }
+Batcher::~Batcher() {
+  stop_and_drain();
+  sink_.set_idle_doorbell(nullptr);
+}
 
 void Batcher::start() {
   if (thread_.joinable() || drained_) return;
@@ -25,6 +29,7 @@ void Batcher::start() {
 void Batcher::stop_and_drain() {
   if (drained_) return;
   stopping_.store(true, std::memory_order_release);
+  doorbell_.ring();
   if (thread_.joinable()) {
     thread_.join();  // run() drains before it returns
   } else {
@@ -37,6 +42,7 @@ void Batcher::set_limits(BatchLimits limits) {
   std::lock_guard<std::mutex> lock(limits_mutex_);
   new_limits_ = limits;
   limits_changed_.store(true, std::memory_order_release);
+  doorbell_.ring();
 }
 
 BatchLimits Batcher::limits() const {
@@ -69,22 +75,43 @@ size_t Batcher::pending_groups() const {
 
 void Batcher::run() {
   pthread_setname_np(pthread_self(), "sluice-batcher");  // ps -L, top -H, gdb
-  auto idle_sleep = kIdleSleepMin;
   while (!stopping_.load(std::memory_order_acquire)) {
     refresh_limits();
     const size_t taken = drain_pass(kBlocksPerRingPerPass);
-    flush_aged(Clock::now());
+    const auto now = Clock::now();
+    flush_aged(now);
     // The rings are empty for now and a writer is waiting: waiting for a limit would only add
     // latency. Under load the writers stay busy, so batches grow until one is free again.
     if (taken == 0 && sink_.idle()) flush_all(FlushTrigger::idle);
-    if (taken == 0) {
-      std::this_thread::sleep_for(idle_sleep);
-      idle_sleep = std::min(idle_sleep * 2, kIdleSleepMax);
-    } else {
-      idle_sleep = kIdleSleepMin;
+    if (taken != 0) continue;
+    // Nothing to take: sleep. A writer waiting for work makes every push worth a wake-up; else
+    // only a writer becoming idle, a filling ring, new limits, stop or the age limit are.
+    const bool writer_waiting = sink_.idle();
+    doorbell_.prepare(writer_waiting);
+    if (stopping_.load(std::memory_order_acquire) || limits_changed_.load(std::memory_order_acquire) ||
+        !rings_empty() || (!writer_waiting && sink_.idle())) {
+      doorbell_.cancel();
+      continue;
     }
+    doorbell_.wait_until(wake_deadline(now));
+    stats_.sleeps.fetch_add(1, std::memory_order_relaxed);
   }
   drain_everything();
+}
+
+bool Batcher::rings_empty() const {
+  for (const SpscRing<BlockPtr>* r : rings_) {
+    if (!r->empty_approx()) return false;
+  }
+  return true;
+}
+
+Clock::time_point Batcher::wake_deadline(Clock::time_point now) const {
+  Clock::time_point deadline = now + kMaxSleep;
+  for (const Pending& p : groups_) {
+    if (!p.batch.blocks.empty()) deadline = std::min(deadline, p.batch.first_block_at + limits_.max_age);
+  }
+  return deadline;
 }
 
 void Batcher::drain_everything() {

@@ -9,8 +9,12 @@
 // waited max_age. A block that alone reaches a limit becomes its own batch (any pending batch of
 // the same key is flushed just before it, so order is kept). BatchSink::push may block: that
 // stops the draining and the rings fill up, which is the back-pressure the IO threads see.
-// When every ring is empty the thread sleeps 50 µs, doubling up to 1 ms; producers never make a
-// syscall to wake it. If the sink is closed, the batch's acks are completed with `shutdown`.
+// When every ring is empty the thread sleeps on its Doorbell (ring/doorbell.h) until the oldest
+// pending batch reaches max_age, at most kMaxSleep. What wakes it earlier: a push while a writer
+// waits for work (the rows go out at once), a ring more than half full, a writer that becomes idle
+// (the sink rings), new limits, stop. While every writer is busy, pushes do not wake it: the
+// blocks wait in the rings, where they would wait in a batch anyway, and the producers make no
+// syscall. If the sink is closed, the batch's acks are completed with `shutdown`.
 #pragma once
 
 #include <atomic>
@@ -22,6 +26,7 @@
 
 #include "batch/batch.h"
 #include "core/block.h"
+#include "ring/doorbell.h"
 #include "ring/spsc_ring.h"
 
 namespace sluice {
@@ -29,8 +34,8 @@ namespace sluice {
 class Batcher {
  public:
   static constexpr size_t kBlocksPerRingPerPass = 64;
-  static constexpr std::chrono::microseconds kIdleSleepMin{50};
-  static constexpr std::chrono::microseconds kIdleSleepMax{1000};
+  // The longest the thread sleeps without being rung (it also rechecks stop and limits then).
+  static constexpr std::chrono::milliseconds kMaxSleep{50};
 
   // The rings and the sink must outlive the batcher.
   Batcher(std::vector<SpscRing<BlockPtr>*> rings, BatchLimits limits, BatchSink& sink);
@@ -50,8 +55,13 @@ class Batcher {
     std::atomic<uint64_t> blocks{0};                 // blocks taken from the rings
     std::atomic<uint64_t> rows{0};                   // rows in those blocks
     std::atomic<uint64_t> sink_closed_blocks{0};     // blocks acked `shutdown` because push() failed
+    std::atomic<uint64_t> sleeps{0};                 // times the thread slept (rung or timed out)
   };
   const Stats& stats() const { return stats_; }
+
+  // Producers ring it after pushing into a ring (IngestContext::push_all); the sink rings it when
+  // a writer starts waiting for work (BatchSink::set_idle_doorbell, wired by the constructor).
+  Doorbell& doorbell() { return doorbell_; }
 
   // Number of (table, mask) groups with a pending batch right now (batcher thread / tests only).
   size_t pending_groups() const;
@@ -73,6 +83,8 @@ class Batcher {
   void emit(Batch&& batch);
   void refresh_limits();
   void drain_everything();
+  bool rings_empty() const;
+  std::chrono::steady_clock::time_point wake_deadline(std::chrono::steady_clock::time_point now) const;
   Pending& group(uint32_t table_id, uint64_t column_mask);
 
   std::vector<SpscRing<BlockPtr>*> rings_;
@@ -88,6 +100,7 @@ class Batcher {
   size_t last_group_ = 0;
 
   std::atomic<bool> stopping_{false};
+  Doorbell doorbell_;
   std::thread thread_;
   bool drained_ = false;
   Stats stats_;

@@ -93,6 +93,8 @@ void IngestContext::push_all(std::vector<BlockPtr>& blocks) {
     const bool pushed = ring_.try_push(std::move(b));
     (void)pushed;
   }
+  // Wake the batcher if it sleeps and wants pushes (a writer waits), or the ring is half full.
+  if (!blocks.empty() && doorbell_ != nullptr) doorbell_->pushed(ring_.size_approx() * 2 >= ring_.capacity());
   blocks.clear();
 }
 

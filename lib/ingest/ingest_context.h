@@ -23,6 +23,7 @@
 #include "ingest/parse/line_mapping.h"
 #include "ingest/write_handler.h"
 #include "metrics/registry.h"
+#include "ring/doorbell.h"
 #include "ring/spsc_ring.h"
 
 namespace sluice {
@@ -107,6 +108,8 @@ class IngestContext {
   // Counts the refusal (http_ring_full or http_database_down).
   BackpressureAdvice refuse_ring_full();
   void set_backpressure(Backpressure* backpressure) { backpressure_ = backpressure; }
+  // The batcher's doorbell, rung after push_all() (set before the IO thread runs; null: none).
+  void set_doorbell(Doorbell* doorbell) { doorbell_ = doorbell; }
 
   // Moves each block into the ring; call only after has_room_for(blocks.size()).
   void push_all(std::vector<BlockPtr>& blocks);
@@ -155,6 +158,7 @@ class IngestContext {
   KeyResolverService* resolver_service_ = nullptr;
   bool closing_ = false;
   Backpressure* backpressure_ = nullptr;
+  Doorbell* doorbell_ = nullptr;
   spool::Spool* spool_ = nullptr;
   IdempotencyGate* idempotency_gate_ = nullptr;
   std::function<bool()> database_up_;

@@ -336,6 +336,11 @@ bool WriterPool::idle() const {
          stats_.queue_depth.load(std::memory_order_relaxed) == 0;
 }
 
+void WriterPool::set_idle_doorbell(Doorbell* doorbell) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  idle_doorbell_ = doorbell;
+}
+
 WriterPool::PopResult WriterPool::pop(Batch& out, Clock::time_point wait_until, bool connected) {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
@@ -348,7 +353,10 @@ WriterPool::PopResult WriterPool::pop(Batch& out, Clock::time_point wait_until, 
       return PopResult::batch;
     }
     if (stopping_.load(std::memory_order_relaxed)) return PopResult::done;
-    if (connected) waiting_connected_.fetch_add(1, std::memory_order_release);
+    if (connected) {
+      waiting_connected_.fetch_add(1, std::memory_order_release);
+      if (idle_doorbell_ != nullptr) idle_doorbell_->ring();  // idle() may have just become true
+    }
     const auto status = not_empty_.wait_until(lock, wait_until);
     if (connected) waiting_connected_.fetch_sub(1, std::memory_order_release);
     if (status == std::cv_status::timeout && queue_.empty() && !stopping_.load(std::memory_order_relaxed)) {

@@ -174,6 +174,7 @@ class WriterPool : public BatchSink {
   void stop();
   bool connected() const;             // at least one writer has a live connection (/readyz)
   bool idle() const override;         // a connected writer waits for work and nothing is queued
+  void set_idle_doorbell(Doorbell* doorbell) override;  // rung when a connected writer starts waiting
 
   const WriterStats& stats() const { return stats_; }
   const WriterOptions& options() const { return options_; }
@@ -199,7 +200,8 @@ class WriterPool : public BatchSink {
   const WriterOptions options_;
   WriterStats stats_;
 
-  mutable std::mutex mutex_;                // guards queue_, closed_, stop_deadline_
+  mutable std::mutex mutex_;                // guards queue_, closed_, stop_deadline_, idle_doorbell_
+  Doorbell* idle_doorbell_ = nullptr;
   std::condition_variable not_empty_;       // writers wait for batches (and for stop)
   std::condition_variable not_full_;        // push() waits for room
   std::condition_variable wake_;            // reconnect backoff waits; notified by stop()

@@ -186,6 +186,82 @@ TEST(Batcher, HoldsRowsWhileTheWritersAreBusy) {
   batcher.stop_and_drain();
 }
 
+// An idle batcher sleeps on its doorbell (at most kMaxSleep at a time) instead of polling the rings.
+TEST(Batcher, SleepsWhileNothingArrives) {
+  SpscRing<BlockPtr> ring(64);
+  FakeSink sink;
+  sink.report_idle = true;
+  Batcher batcher({&ring}, limits(1000, 1 << 20, 10s), sink);
+  batcher.start();
+  std::this_thread::sleep_for(300ms);
+  const uint64_t sleeps = batcher.stats().sleeps.load();
+  const uint64_t wakes = batcher.doorbell().wakes();
+  batcher.stop_and_drain();
+  EXPECT_GE(sleeps, 1u);
+  // 300 ms / kMaxSleep (50 ms) = 6, plus the first and the one in progress; a polling loop would
+  // have counted hundreds.
+  EXPECT_LE(sleeps, static_cast<uint64_t>(300ms / Batcher::kMaxSleep) + 2);
+  EXPECT_EQ(wakes, 0u);
+}
+
+// While a writer waits, a push rings the doorbell and the block goes out as an idle flush.
+TEST(Batcher, PushWakesTheBatcherWhenAWriterWaits) {
+  SpscRing<BlockPtr> ring(64);
+  FakeSink sink;
+  sink.report_idle = true;
+  Batcher batcher({&ring}, limits(1000, 1 << 20, 10s), sink);
+  batcher.start();
+  // The batcher is asleep almost all the time; try a few pushes in case one lands while it is awake.
+  for (uint64_t i = 1; i <= 5 && batcher.doorbell().wakes() == 0; ++i) {
+    std::this_thread::sleep_for(20ms);
+    push(ring, make_block(1, 0, 1, 16, i));
+    batcher.doorbell().pushed(false);
+  }
+  EXPECT_GE(batcher.doorbell().wakes(), 1u);
+  EXPECT_GE(sink.wait_for(1), 1u);
+  batcher.stop_and_drain();
+  for (const auto& b : sink.take()) EXPECT_EQ(b.trigger, FlushTrigger::idle);
+}
+
+// While every writer is busy, ordinary pushes do not wake the batcher (no syscall per push); a
+// writer that becomes idle does, and gets what was pending.
+TEST(Batcher, BusyWritersAreNotWokenByPushesButAnIdleWriterRings) {
+  SpscRing<BlockPtr> ring(64);
+  FakeSink sink;
+  Batcher batcher({&ring}, limits(1000, 1 << 20, 10s), sink);
+  batcher.start();
+  for (uint64_t i = 1; i <= 5; ++i) {
+    std::this_thread::sleep_for(10ms);
+    push(ring, make_block(1, 0, 1, 16, i));
+    batcher.doorbell().pushed(false);
+  }
+  EXPECT_EQ(batcher.doorbell().wakes(), 0u);
+  EXPECT_EQ(sink.wait_for(1, 100ms), 0u);
+  sink.report_idle = true;
+  batcher.doorbell().ring();
+  ASSERT_EQ(sink.wait_for(1), 1u);
+  batcher.stop_and_drain();
+  auto batches = sink.take();
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0].trigger, FlushTrigger::idle);
+  EXPECT_EQ(batches[0].blocks.size(), 5u);
+}
+
+// A ring more than half full wakes the batcher even while the writers are busy.
+TEST(Batcher, UrgentPushWakesABusyBatcher) {
+  SpscRing<BlockPtr> ring(8);
+  FakeSink sink;
+  Batcher batcher({&ring}, limits(1000, 1 << 20, 10s), sink);
+  batcher.start();
+  for (uint64_t i = 1; i <= 5 && batcher.doorbell().wakes() == 0; ++i) {
+    std::this_thread::sleep_for(20ms);
+    push(ring, make_block(1, 0, 1, 16, i));
+    batcher.doorbell().pushed(true);
+  }
+  EXPECT_GE(batcher.doorbell().wakes(), 1u);
+  batcher.stop_and_drain();
+}
+
 TEST(Batcher, FlushesOnAge) {
   SpscRing<BlockPtr> ring(64);
   FakeSink sink;

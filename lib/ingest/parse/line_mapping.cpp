@@ -9,6 +9,8 @@
 
 #include <stdexcept>
 
+#include "core/bytes.h"
+
 namespace sluice {
 
 namespace {
@@ -106,7 +108,7 @@ struct LineMapper::Target {
 
   int resolve(bool tag, size_t position, std::string_view name) {
     std::vector<NameCache>& cache = tag ? tag_cache : field_cache;
-    if (position < cache.size() && cache[position].set && cache[position].name == name) {
+    if (position < cache.size() && cache[position].set && same_text(cache[position].name, name)) {
       return cache[position].column;
     }
     const int c = resolve_uncached(tag, name);
@@ -227,7 +229,7 @@ LineMapper::LineMapper(const Catalog& catalog, const std::vector<MeasurementMapp
 LineMapper::~LineMapper() = default;
 
 LineMapper::Target* LineMapper::find_target(std::string_view measurement) {
-  if (last_target_ != nullptr && measurement == last_measurement_) return last_target_;
+  if (last_target_ != nullptr && same_text(measurement, last_measurement_)) return last_target_;
   auto it = by_measurement_.find(measurement);
   Target* t = it != by_measurement_.end() ? it->second : star_;
   if (t != nullptr) {

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/bytes.h"
 #include "ingest/parse/line_protocol.h"
 
 namespace sluice {
@@ -194,3 +195,20 @@ TEST(LineProtocolScan, DuplicateCheckOfManyKeys) {
 
 }  // namespace
 }  // namespace sluice
+
+// core/bytes.h: same_text against std::string_view's == for every length up to 40 and a
+// difference at every position (the overlapping loads must cover each byte).
+TEST(SameBytes, AgreesWithStringCompareAtEveryLengthAndPosition) {
+  for (size_t n = 0; n <= 40; ++n) {
+    std::string a(n, 'x');
+    for (size_t i = 0; i < n; ++i) a[i] = static_cast<char>('a' + i % 26);
+    std::string b = a;
+    EXPECT_TRUE(sluice::same_text(a, b)) << n;
+    for (size_t i = 0; i < n; ++i) {
+      b[i] = static_cast<char>(b[i] ^ 0x20);
+      EXPECT_FALSE(sluice::same_text(a, b)) << "length " << n << ", byte " << i;
+      b[i] = a[i];
+    }
+    EXPECT_FALSE(sluice::same_text(a, a + "y"));
+  }
+}

@@ -87,9 +87,12 @@ void Batcher::run() {
     // Nothing to take: sleep. A writer waiting for work makes every push worth a wake-up; else
     // only a writer becoming idle, a filling ring, new limits, stop or the age limit are.
     const bool writer_waiting = sink_.idle();
+    if (writer_waiting && pending_groups() != 0) continue;  // a writer became idle since the check above
     doorbell_.prepare(writer_waiting);
+    // Look once more after prepare(): a writer that changed state, or a push, since the first look
+    // may have found the doorbell not yet armed.
     if (stopping_.load(std::memory_order_acquire) || limits_changed_.load(std::memory_order_acquire) ||
-        !rings_empty() || (!writer_waiting && sink_.idle())) {
+        !rings_empty() || sink_.idle() != writer_waiting) {
       doorbell_.cancel();
       continue;
     }

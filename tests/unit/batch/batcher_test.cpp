@@ -204,6 +204,18 @@ TEST(Batcher, SleepsWhileNothingArrives) {
   EXPECT_EQ(wakes, 0u);
 }
 
+// Pushes `count` one-row blocks (tags 1..count), `pause` apart, ringing the doorbell after each as
+// IngestContext::push_all does. With `until_woken` it stops once a push woke the batcher: the
+// batcher is asleep almost all the time, but one push may land while it is awake.
+void push_and_ring(SpscRing<BlockPtr>& ring, Batcher& batcher, uint64_t count, std::chrono::milliseconds pause,
+                   bool urgent, bool until_woken) {
+  for (uint64_t i = 1; i <= count && !(until_woken && batcher.doorbell().wakes() > 0); ++i) {
+    std::this_thread::sleep_for(pause);
+    push(ring, make_block(1, 0, 1, 16, i));
+    batcher.doorbell().pushed(urgent);
+  }
+}
+
 // While a writer waits, a push rings the doorbell and the block goes out as an idle flush.
 TEST(Batcher, PushWakesTheBatcherWhenAWriterWaits) {
   SpscRing<BlockPtr> ring(64);
@@ -211,12 +223,7 @@ TEST(Batcher, PushWakesTheBatcherWhenAWriterWaits) {
   sink.report_idle = true;
   Batcher batcher({&ring}, limits(1000, 1 << 20, 10s), sink);
   batcher.start();
-  // The batcher is asleep almost all the time; try a few pushes in case one lands while it is awake.
-  for (uint64_t i = 1; i <= 5 && batcher.doorbell().wakes() == 0; ++i) {
-    std::this_thread::sleep_for(20ms);
-    push(ring, make_block(1, 0, 1, 16, i));
-    batcher.doorbell().pushed(false);
-  }
+  push_and_ring(ring, batcher, 5, 20ms, false, true);
   EXPECT_GE(batcher.doorbell().wakes(), 1u);
   EXPECT_GE(sink.wait_for(1), 1u);
   batcher.stop_and_drain();
@@ -230,11 +237,7 @@ TEST(Batcher, BusyWritersAreNotWokenByPushesButAnIdleWriterRings) {
   FakeSink sink;
   Batcher batcher({&ring}, limits(1000, 1 << 20, 10s), sink);
   batcher.start();
-  for (uint64_t i = 1; i <= 5; ++i) {
-    std::this_thread::sleep_for(10ms);
-    push(ring, make_block(1, 0, 1, 16, i));
-    batcher.doorbell().pushed(false);
-  }
+  push_and_ring(ring, batcher, 5, 10ms, false, false);
   EXPECT_EQ(batcher.doorbell().wakes(), 0u);
   EXPECT_EQ(sink.wait_for(1, 100ms), 0u);
   sink.report_idle = true;
@@ -253,11 +256,7 @@ TEST(Batcher, UrgentPushWakesABusyBatcher) {
   FakeSink sink;
   Batcher batcher({&ring}, limits(1000, 1 << 20, 10s), sink);
   batcher.start();
-  for (uint64_t i = 1; i <= 5 && batcher.doorbell().wakes() == 0; ++i) {
-    std::this_thread::sleep_for(20ms);
-    push(ring, make_block(1, 0, 1, 16, i));
-    batcher.doorbell().pushed(true);
-  }
+  push_and_ring(ring, batcher, 5, 20ms, true, true);
   EXPECT_GE(batcher.doorbell().wakes(), 1u);
   batcher.stop_and_drain();
 }

@@ -38,7 +38,33 @@ struct Batch {
   FlushTrigger trigger = FlushTrigger::shutdown;
   std::chrono::steady_clock::time_point first_block_at{};  // when the batcher took the first block
   std::vector<BlockPtr> blocks;              // in arrival order per ring
+  bool split_part = false;                   // made by split_batch(): not merged or split again
 };
+
+// Byte offset just past the first `rows` binary COPY tuples of data[0, size) (each tuple: int16
+// field count, then per field an int32 length, -1 for NULL, and that many bytes). SIZE_MAX when
+// the data ends before `rows` tuples or a tuple is malformed.
+size_t tuple_offset(const char* data, size_t size, uint32_t rows);
+
+// Splits `batch` into up to `parts` batches to be written at once on several connections, into
+// fewer (or none) so that there are at most rows / min_rows of them.
+//
+// key_fields null: the rows' order does not matter (TableSchema RowOrder::free). The parts are
+// consecutive runs of about equal rows: blocks are moved whole where that keeps the parts even; a
+// block that straddles a boundary is cut at a tuple (only when both pieces parse as exactly their
+// rows' tuples).
+// key_fields given (RowOrder::keyed: tuple positions of the order key): each row goes to the part
+// that a hash of those fields' bytes picks, so rows with equal keys stay in one part, in order.
+// Every block is copied out into one piece per part; nothing is split when a block does not parse
+// as its rows' tuples or when one has a spool id or an Idempotency-Key.
+//
+// Blocks with a spool id or an Idempotency-Key are never cut: their id names exactly the rows
+// they hold. Each piece of a cut block shares its Ack (one more expected completion per extra
+// piece) and keeps its whole time range (a superset is harmless for the commit hook). `batch`
+// keeps the first part; the others are returned in order, all marked split_part (so is `batch`
+// when any were made); every part's rows, bytes and time range are recomputed from its blocks.
+std::vector<Batch> split_batch(Batch& batch, size_t parts, uint32_t min_rows,
+                               const std::vector<int>* key_fields = nullptr);
 
 class BatchSink {
  public:

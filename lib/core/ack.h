@@ -41,6 +41,10 @@ class Ack {
     return std::make_shared<Ack>(expected_blocks, std::move(callback));
   }
 
+  // One more block to wait for: a writer that cuts a block in two calls this before either part
+  // can complete (while the block it cuts is still pending, so the callback cannot have run).
+  void add_pending(uint32_t blocks = 1) { pending_.fetch_add(blocks, std::memory_order_relaxed); }
+
   // Thread-safe. Called exactly once per block.
   void complete(AckOutcome outcome, uint64_t rows_committed, std::string_view message = {});
 

@@ -3,6 +3,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
@@ -69,7 +70,79 @@ constexpr const char* kColumnsSql =
     "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped "
     "ORDER BY a.attnum";
 
+// Unique indexes (primary key included) and exclusion constraints, one row per key column: the
+// index, whether it is plain (no expression, no predicate, not an exclusion constraint) and the
+// column's name (NULL for an expression).
+constexpr const char* kUniqueIndexesSql =
+    "SELECT i.indexrelid, i.indpred IS NULL AND i.indexprs IS NULL AND NOT i.indisexclusion, a.attname "
+    "FROM pg_catalog.pg_index i "
+    "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
+    "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum AND k.attnum > 0 "
+    "WHERE i.indrelid = $1::oid AND (i.indisunique OR i.indisexclusion) AND k.ord <= i.indnkeyatts "
+    "ORDER BY i.indexrelid, k.ord";
+
 bool is_true(const PGresult* r, int row, int col) { return PQgetvalue(r, row, col)[0] == 't'; }
+
+// Types whose binary COPY form is the same for equal values (so equal keys hash equally): not
+// numeric (1.0 and 1.00 differ in scale), floats (-0 and 0), bpchar (trailing blanks) or json.
+bool order_key_type(PgType t) {
+  switch (t) {
+    case PgType::int2:
+    case PgType::int4:
+    case PgType::int8:
+    case PgType::timestamptz:
+    case PgType::timestamp:
+    case PgType::date:
+    case PgType::text:
+    case PgType::varchar:
+    case PgType::uuid:
+    case PgType::boolean:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// RowOrder and order_key from the table's unique indexes (see table_schema.h).
+void load_row_order(PGconn* conn, const std::string& oid, TableSchema& t) {
+  pg::Result r = run(conn, kUniqueIndexesSql, {oid});
+  const int n = PQntuples(r.get());
+  if (n == 0) {
+    t.row_order = RowOrder::free;
+    t.order_key.clear();
+    return;
+  }
+  std::vector<int> common;  // columns every index so far contains
+  bool first_index = true;
+  for (int i = 0; i < n;) {
+    const std::string index = PQgetvalue(r.get(), i, 0);
+    std::vector<int> columns;
+    for (; i < n && index == PQgetvalue(r.get(), i, 0); ++i) {
+      if (!is_true(r.get(), i, 1) || PQgetisnull(r.get(), i, 2)) {
+        t.row_order = RowOrder::fixed;
+        t.order_key.clear();
+        return;
+      }
+      const std::string name = PQgetvalue(r.get(), i, 2);
+      for (size_t c = 0; c < t.columns.size(); ++c) {  // a generated column is not there: left out
+        if (t.columns[c].name == name && order_key_type(t.columns[c].type)) columns.push_back(static_cast<int>(c));
+      }
+    }
+    if (first_index) {
+      common = columns;
+      first_index = false;
+    } else {
+      std::vector<int> both;
+      for (int c : common) {
+        if (std::find(columns.begin(), columns.end(), c) != columns.end()) both.push_back(c);
+      }
+      common = std::move(both);
+    }
+  }
+  std::sort(common.begin(), common.end());
+  t.order_key = std::move(common);
+  t.row_order = t.order_key.empty() ? RowOrder::fixed : RowOrder::keyed;
+}
 
 void load_table(PGconn* conn, const TableSpec& spec, TableSchema& t, std::vector<std::string>& errors) {
   t.config_name = spec.name;
@@ -133,6 +206,7 @@ void load_table(PGconn* conn, const TableSpec& spec, TableSchema& t, std::vector
                      " columns have defaults; at most 64 are supported");
     return;
   }
+  load_row_order(conn, oid, t);
 
   t.time_column = -1;
   if (!spec.time_column.empty()) {

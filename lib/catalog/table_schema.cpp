@@ -1,6 +1,8 @@
 // catalog/table_schema.cpp — type names and the COPY column list of a table.
 #include "catalog/table_schema.h"
 
+#include <algorithm>
+
 namespace sluice {
 
 const char* pg_type_name(PgType t) {
@@ -23,6 +25,18 @@ const char* pg_type_name(PgType t) {
     case PgType::json: return "json";
   }
   return "unknown";
+}
+
+std::vector<int> TableSchema::order_key_fields(uint64_t column_mask) const {
+  std::vector<int> fields;
+  int position = 0;
+  for (size_t i = 0; i < columns.size(); ++i) {
+    const Column& c = columns[i];
+    if (c.omit_bit >= 0 && (column_mask & (uint64_t{1} << c.omit_bit)) == 0) continue;
+    if (std::find(order_key.begin(), order_key.end(), static_cast<int>(i)) != order_key.end()) fields.push_back(position);
+    ++position;
+  }
+  return fields;
 }
 
 std::string TableSchema::copy_column_list(uint64_t column_mask) const {

@@ -50,6 +50,17 @@ struct Column {
   int omit_bit = -1;            // bit in Block::column_mask, or -1 when always sent
 };
 
+// Whether the rows of one batch may be written by several connections at once (the writer pool
+// shares a batch with idle writers), which gives up their order between the parts. Order decides
+// which of two rows with the same key wins (conflict rules ignore and update) or is dead-lettered
+// (error), so it may only be given up between rows that can never collide:
+//   free   no unique index or exclusion constraint: any split;
+//   keyed  every unique index is plain (columns only, no expression, no predicate): rows are split
+//          by the values of `order_key`, columns that every unique index contains, so rows that
+//          collide in any of them stay in one part, in their order;
+//   fixed  anything else (and a schema not loaded from the database): never split.
+enum class RowOrder : uint8_t { fixed, free, keyed };
+
 struct TableSchema {
   uint32_t id = 0;              // index in Catalog::tables
   std::string schema;           // e.g. "flux"
@@ -59,6 +70,9 @@ struct TableSchema {
   std::vector<Column> columns;
   int time_column = -1;         // index into columns, or -1
   uint64_t all_omittable = 0;   // mask with every omit_bit set
+  RowOrder row_order = RowOrder::fixed;
+  std::vector<int> order_key;   // RowOrder::keyed: indexes into columns (types whose binary form is
+                                // one per value: integers, times, text, varchar, uuid, boolean)
 
   // Column lookup by name; string_view keys point into columns[i].name.
   std::unordered_map<std::string_view, int> by_name;
@@ -69,6 +83,9 @@ struct TableSchema {
   }
   // Quoted column list for a COPY with the given column_mask, e.g. ("time","device_id",...).
   std::string copy_column_list(uint64_t column_mask) const;
+  // Positions in a tuple of the given column_mask of the order_key columns it carries (an omitted
+  // key column is left out: a coarser split is still a safe one).
+  std::vector<int> order_key_fields(uint64_t column_mask) const;
 };
 
 }  // namespace sluice

@@ -51,6 +51,21 @@ class CatalogPg : public ::testing::Test {
       CREATE TABLE notnull_tz (t timestamptz, t2 timestamptz NOT NULL);
       CREATE TABLE notime (a integer);
       CREATE TABLE typed (p price, m mood, t timestamptz);
+      -- row order (TableSchema::row_order): which unique indexes let a batch be split
+      CREATE TABLE ro_free (t timestamptz, a integer);
+      CREATE TABLE ro_pk (t timestamptz, dev text, v double precision, PRIMARY KEY (t, dev));
+      CREATE TABLE ro_two (a integer, b bigint, c uuid, n numeric, PRIMARY KEY (a, b, n), UNIQUE (c, b, a));
+      CREATE TABLE ro_include (a integer, b integer, UNIQUE (a) INCLUDE (b));
+      CREATE TABLE ro_disjoint (a integer UNIQUE, b integer UNIQUE);
+      CREATE TABLE ro_numeric (n numeric PRIMARY KEY, f real);
+      CREATE TABLE ro_expr (s text, t timestamptz);
+      CREATE UNIQUE INDEX ON ro_expr (lower(s));
+      CREATE TABLE ro_partial (a integer, t timestamptz);
+      CREATE UNIQUE INDEX ON ro_partial (a) WHERE a > 0;
+      CREATE TABLE ro_generated (a integer, g integer GENERATED ALWAYS AS (a + 1) STORED, b text, UNIQUE (g, b));
+      CREATE TABLE ro_plain_index (a integer, b integer);
+      CREATE INDEX ON ro_plain_index (a);
+      CREATE TABLE ro_default (t timestamptz, id bigserial PRIMARY KEY);
     )sql");
   }
   static void TearDownTestSuite() {
@@ -114,6 +129,42 @@ TEST_F(CatalogPg, LoadsColumnsTypesDefaultsAndTimeColumn) {
   EXPECT_EQ(cat.find("notnull_tz")->time_column, 1);  // NOT NULL timestamptz wins
   EXPECT_EQ(cat.find("notime")->time_column, -1);
   EXPECT_EQ(cat.find("notime")->id, 3u);
+}
+
+// Splitting a batch between writers gives up the order between the parts: allowed freely without
+// unique indexes, by the columns all unique indexes share (of types whose binary form is one per
+// value), never with an expression or partial unique index or unique indexes sharing no column.
+TEST_F(CatalogPg, RowOrderFollowsTheUniqueIndexes) {
+  pg::Connection conn(*url_);
+  const std::vector<std::string> names = {"ro_free", "ro_pk", "ro_two", "ro_include", "ro_disjoint", "ro_numeric",
+                                          "ro_expr", "ro_partial", "ro_generated", "ro_plain_index", "ro_default"};
+  std::vector<TableSpec> specs;
+  for (const auto& n : names) specs.push_back(TableSpec{n, ""});
+  const Catalog c = load_catalog(conn.get(), specs);
+  auto key_names = [&](const std::string& table) {
+    const TableSchema* t = c.find(table);
+    std::string out = t->row_order == RowOrder::free ? "free" : t->row_order == RowOrder::keyed ? "keyed" : "fixed";
+    for (int i : t->order_key) out += " " + t->columns[i].name;
+    return out;
+  };
+  EXPECT_EQ(key_names("ro_free"), "free");
+  EXPECT_EQ(key_names("ro_plain_index"), "free");  // not unique: no conflict possible
+  EXPECT_EQ(key_names("ro_pk"), "keyed t dev");
+  EXPECT_EQ(key_names("ro_two"), "keyed a b");  // shared by both; numeric n is left out
+  EXPECT_EQ(key_names("ro_include"), "keyed a");  // INCLUDE columns are not part of the key
+  EXPECT_EQ(key_names("ro_disjoint"), "fixed");
+  EXPECT_EQ(key_names("ro_numeric"), "fixed");
+  EXPECT_EQ(key_names("ro_expr"), "fixed");
+  EXPECT_EQ(key_names("ro_partial"), "fixed");
+  EXPECT_EQ(key_names("ro_generated"), "keyed b");  // the generated column is computed, not sent
+
+  // Tuple positions of the key for a column mask: ro_pk has no omittable column.
+  EXPECT_EQ(c.find("ro_pk")->order_key_fields(0), (std::vector<int>{0, 1}));
+  EXPECT_EQ(c.find("ro_two")->order_key_fields(0), (std::vector<int>{0, 1}));
+  // A key column with a default is in the tuple only when the mask carries it.
+  EXPECT_EQ(key_names("ro_default"), "keyed id");
+  EXPECT_TRUE(c.find("ro_default")->order_key_fields(0).empty());
+  EXPECT_EQ(c.find("ro_default")->order_key_fields(1), (std::vector<int>{1}));
 }
 
 TEST_F(CatalogPg, DomainsAndEnums) {

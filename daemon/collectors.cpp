@@ -36,9 +36,10 @@ void add_component_collectors(metrics::Registry& registry, const Catalog& catalo
     ws.for_each_failure_class([&](std::string_view cls, uint64_t n) {
       metrics::add_value(failures, {{"sqlstate_class", std::string(cls)}}, static_cast<double>(n));
     });
-    auto& events = metrics::family(out, "sluice_writer_events_total", "Writer events: retried batches, split batches, isolation COPYs, connection losses, reconnects, failed connects, failed dead-letter inserts, blocks abandoned at shutdown.", MetricType::Counter);
+    auto& events = metrics::family(out, "sluice_writer_events_total", "Writer events: retried batches, split batches, batches shared with idle writers, isolation COPYs, connection losses, reconnects, failed connects, failed dead-letter inserts, blocks abandoned at shutdown.", MetricType::Counter);
     metrics::add_value(events, {{"event", "batch_retried"}}, load(ws.retried_batches));
     metrics::add_value(events, {{"event", "batch_split"}}, load(ws.split_batches));
+    metrics::add_value(events, {{"event", "batch_shared"}}, load(ws.idle_splits));
     metrics::add_value(events, {{"event", "connection_lost"}}, load(ws.connection_losses));
     metrics::add_value(events, {{"event", "connect_failed"}}, load(ws.connect_failures));
     metrics::add_value(events, {{"event", "reconnected"}}, load(ws.reconnects));

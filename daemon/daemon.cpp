@@ -341,6 +341,7 @@ int run_daemon(const Config& config) {
   wopts.url = config.database.url;
   wopts.connections = config.database.connections;
   wopts.queue_batches = config.pipeline.writer_queue_batches;
+  wopts.split_min_rows = static_cast<uint32_t>(config.batch.split_min_rows);
   wopts.null_sink = config.pipeline.sink == "null";
   if (wopts.null_sink) {
     spdlog::warn("pipeline.sink is \"null\": rows are parsed, encoded and acked as committed but NOT written to the database");

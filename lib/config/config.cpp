@@ -242,6 +242,7 @@ Config parse_config(const std::string& text, const std::string& source_name) {
     batch.integer("max_rows", c.batch.max_rows, 1, 10'000'000);
     batch.integer("max_bytes", c.batch.max_bytes, 1024, 1LL << 32);
     batch.integer("max_age_ms", c.batch.max_age_ms, 1, 60'000);
+    batch.integer("split_min_rows", c.batch.split_min_rows, 0, 10'000'000);
 
     ObjectReader http(object_or_empty(top.get("http"), "http", problems), "http", problems);
     http.boolean("enabled", c.http.enabled);

@@ -43,6 +43,8 @@ struct BatchConfig {
   size_t max_rows = 20000;               // flush a table's batch at this many rows...
   size_t max_bytes = 8u << 20;           // ...or this many encoded bytes...
   int max_age_ms = 50;                   // ...or when its oldest row has waited this long
+  size_t split_min_rows = 500;           // a batch taken while other writers wait is shared among
+                                         // them in parts of at least this many rows; 0 = never
 };
 
 struct HttpConfig {

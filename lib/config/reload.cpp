@@ -63,6 +63,7 @@ ReloadPlan plan_reload(const Config& a, const Config& b) {
   d.restart("database.migrations_dir", a.database.migrations_dir, b.database.migrations_dir);
   d.restart("pipeline.io_threads", a.pipeline.io_threads, b.pipeline.io_threads);
   d.restart("pipeline.ring_capacity", a.pipeline.ring_capacity, b.pipeline.ring_capacity);
+  d.restart("batch.split_min_rows", a.batch.split_min_rows, b.batch.split_min_rows);
   d.restart("pipeline.writer_queue_batches", a.pipeline.writer_queue_batches, b.pipeline.writer_queue_batches);
   d.restart("http.enabled", a.http.enabled, b.http.enabled);
   d.restart("http.listen", a.http.listen, b.http.listen);
@@ -95,6 +96,7 @@ Config apply_live_settings(const Config& running, const Config& next) {
   Config c = running;
   c.log.level = next.log.level;
   c.batch = next.batch;
+  c.batch.split_min_rows = running.batch.split_min_rows;  // the writer pool's, fixed at start
   c.http.max_body_bytes = next.http.max_body_bytes;
   c.http.max_header_bytes = next.http.max_header_bytes;
   c.http.header_timeout_ms = next.http.header_timeout_ms;

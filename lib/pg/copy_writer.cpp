@@ -317,8 +317,9 @@ bool WriterPool::stop_deadline_passed() const {
 // Batches of the same table and columns that queued up while every writer was busy go out in
 // the same COPY: one commit instead of several (group commit), in queue order.
 void WriterPool::merge_queued(Batch& out) {
+  if (out.split_part) return;  // its sibling parts run on other writers right now
   for (auto it = queue_.begin(); it != queue_.end() && out.rows < options_.merge_max_rows;) {
-    if (it->table_id != out.table_id || it->column_mask != out.column_mask) {
+    if (it->split_part || it->table_id != out.table_id || it->column_mask != out.column_mask) {
       ++it;
       continue;
     }
@@ -328,6 +329,32 @@ void WriterPool::merge_queued(Batch& out) {
     out.max_time = std::max(out.max_time, it->max_time);
     for (auto& b : it->blocks) out.blocks.push_back(std::move(b));
     it = queue_.erase(it);
+  }
+}
+
+// Nothing else to do and writers waiting: give them a share of this batch now (they would only
+// sit idle until the next one). Under load the queue is rarely empty when a writer takes a batch,
+// so batches stay whole and merge instead.
+void WriterPool::split_for_waiting(Batch& out) {
+  if (options_.split_min_rows == 0 || options_.null_sink || out.split_part || !queue_.empty()) return;
+  const int waiting = waiting_connected_.load(std::memory_order_acquire);
+  if (waiting <= 0 || out.rows < 2 * static_cast<uint64_t>(options_.split_min_rows)) return;
+  if (out.table_id >= catalog_.tables.size()) return;
+  // Only where the rows' order between the parts cannot change the outcome (TableSchema::row_order).
+  const TableSchema& table = catalog_.tables[out.table_id];
+  std::vector<int> key_fields;
+  if (table.row_order == RowOrder::fixed) return;
+  if (table.row_order == RowOrder::keyed) {
+    key_fields = table.order_key_fields(out.column_mask);
+    if (key_fields.empty()) return;
+  }
+  std::vector<Batch> rest = split_batch(out, static_cast<size_t>(waiting) + 1, options_.split_min_rows,
+                                        table.row_order == RowOrder::keyed ? &key_fields : nullptr);
+  if (rest.empty()) return;
+  stats_.idle_splits.fetch_add(1, std::memory_order_relaxed);
+  for (Batch& part : rest) {
+    queue_.push_back(std::move(part));
+    not_empty_.notify_one();
   }
 }
 
@@ -348,6 +375,7 @@ WriterPool::PopResult WriterPool::pop(Batch& out, Clock::time_point wait_until, 
       out = std::move(queue_.front());
       queue_.pop_front();
       merge_queued(out);
+      split_for_waiting(out);
       stats_.queue_depth.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
       not_full_.notify_one();
       return PopResult::batch;

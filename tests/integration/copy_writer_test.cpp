@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <memory>
 #include <mutex>
@@ -287,6 +288,149 @@ TEST_F(CopyWriterTest, NullSinkAcksCommittedAndCountsWithoutTheDatabase) {
   EXPECT_GE(commits, 1);
   EXPECT_LT(min_seen, max_seen);
   EXPECT_EQ(sql("SELECT count(*) FROM readings"), "0");
+}
+
+// A batch taken while the other writer waits for work is cut in two and runs on both
+// connections; the request's Ack still completes once, with every row, and the worst outcome of
+// the two halves (here one half holds a CHECK violation: dead-lettered, the rest committed).
+TEST_F(CopyWriterTest, ABatchIsSharedWithAWaitingWriter) {
+  shared_pg_server().psql(db_, read_migration("006_dead_letter.sql"));
+  AckLog acks;
+  pg::WriterPool pool(catalog_, options(2));
+  pool.start();
+  auto both_waiting = [&] {
+    for (int i = 0; i < 2000 && pool.waiting_writers() < 2; ++i) std::this_thread::sleep_for(5ms);
+    return pool.waiting_writers() == 2;
+  };
+  ASSERT_TRUE(both_waiting());
+  {
+    std::vector<BlockPtr> blocks;
+    blocks.push_back(encode(0, 1000, acks.make(), false, /*bad_seq=*/900));
+    ASSERT_TRUE(pool.push(batch_of(std::move(blocks))));
+  }
+  ASSERT_TRUE(acks.wait_all());
+  const auto& s = pool.stats();
+  EXPECT_EQ(s.idle_splits.load(), 1u);
+  EXPECT_EQ(acks.calls(0), 1);
+  EXPECT_EQ(acks.result(0).outcome, AckOutcome::dead_lettered);
+  EXPECT_EQ(acks.result(0).rows_committed, 999u);
+  EXPECT_EQ(s.committed_rows[0].load(), 999u);
+  EXPECT_EQ(s.dead_letter_rows[0].load(), 1u);
+  EXPECT_EQ(sql("SELECT count(*), count(DISTINCT seq), min(seq), max(seq), count(*) FILTER (WHERE seq = 900) "
+                "FROM readings"),
+            "999|999|0|999|0");
+  EXPECT_EQ(sql("SELECT row_data->>'seq' FROM sluice_dead_letter"), "900");
+
+  // Below twice split_min_rows a batch stays whole; a larger one is shared again.
+  ASSERT_TRUE(both_waiting());
+  {
+    std::vector<BlockPtr> blocks;
+    blocks.push_back(encode(1000, 999, acks.make()));
+    ASSERT_TRUE(pool.push(batch_of(std::move(blocks))));
+  }
+  ASSERT_TRUE(acks.wait_all());
+  EXPECT_EQ(s.idle_splits.load(), 1u);
+  ASSERT_TRUE(both_waiting());
+  {
+    auto shared = acks.make(2);
+    std::vector<BlockPtr> blocks;
+    blocks.push_back(encode(1999, 700, shared));
+    blocks.push_back(encode(2699, 700, shared));
+    ASSERT_TRUE(pool.push(batch_of(std::move(blocks))));
+  }
+  ASSERT_TRUE(acks.wait_all());
+  pool.stop();
+  EXPECT_EQ(s.idle_splits.load(), 2u);
+  EXPECT_EQ(acks.result(1).rows_committed, 999u);
+  EXPECT_EQ(acks.result(2).outcome, AckOutcome::committed);
+  EXPECT_EQ(acks.result(2).rows_committed, 1400u);
+  EXPECT_EQ(sql("SELECT count(*), count(DISTINCT seq), max(seq) FROM readings"), "3398|3398|3398");
+
+  // With split_min_rows 0 the pool never splits.
+  pg::WriterOptions o = options(2);
+  o.split_min_rows = 0;
+  pg::WriterPool whole(catalog_, o);
+  whole.start();
+  for (int i = 0; i < 2000 && whole.waiting_writers() < 2; ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(whole.waiting_writers(), 2);
+  {
+    std::vector<BlockPtr> blocks;
+    blocks.push_back(encode(5000, 2000, acks.make()));
+    ASSERT_TRUE(whole.push(batch_of(std::move(blocks))));
+  }
+  ASSERT_TRUE(acks.wait_all());
+  whole.stop();
+  EXPECT_EQ(whole.stats().idle_splits.load(), 0u);
+  EXPECT_EQ(whole.stats().committed_batches[0].load(), 1u);
+  EXPECT_EQ(acks.result(3).rows_committed, 2000u);
+}
+
+// A table with a primary key is shared by key: rows with the same key stay in one part, in their
+// order, so "the last sent wins" (update) and "the later duplicate is refused" (error) hold as
+// if the batch had not been split.
+TEST_F(CopyWriterTest, ASharedBatchOfAKeyedTableKeepsEachKeysOrder) {
+  shared_pg_server().psql(db_, read_migration("006_dead_letter.sql"));
+  shared_pg_server().psql(db_, "CREATE TABLE keyed (t timestamptz NOT NULL, dev text NOT NULL, v bigint, "
+                               "PRIMARY KEY (t, dev))");
+  pg::Connection conn(url_);
+  const Catalog catalog = load_catalog(conn.get(), {TableSpec{"keyed", "t"}});
+  const TableSchema& t = catalog.tables[0];
+  ASSERT_EQ(t.row_order, RowOrder::keyed);
+  // Row i has key (kBaseEpoch + key(i), "d<key % 3>") and value i.
+  auto encode_keyed = [&](int first, int n, const std::function<int(int)>& key, std::shared_ptr<Ack> ack) {
+    RowEncoder enc(t);
+    auto b = std::make_unique<Block>();
+    b->table_id = 0;
+    b->ack = std::move(ack);
+    for (int i = first; i < first + n; ++i) {
+      uint64_t mask = 0;
+      enc.begin_row();
+      const int k = key(i);
+      EXPECT_TRUE(enc.put_number(t.find("t"), std::to_string(kBaseEpoch + k)) &&
+                  enc.put_string(t.find("dev"), "d" + std::to_string(k % 3)) &&
+                  enc.put_number(t.find("v"), std::to_string(i)) && enc.end_row(b->data, mask, b->min_time, b->max_time))
+          << enc.error();
+      ++b->rows;
+    }
+    return b;
+  };
+  auto run = [&](pg::ConflictMode mode, const std::function<int(int)>& key, int rows) {
+    AckLog acks;
+    pg::WriterOptions o = options(2);
+    o.conflict = {mode};
+    pg::WriterPool pool(catalog, o);
+    pool.start();
+    for (int i = 0; i < 2000 && pool.waiting_writers() < 2; ++i) std::this_thread::sleep_for(5ms);
+    EXPECT_EQ(pool.waiting_writers(), 2);
+    std::vector<BlockPtr> blocks;
+    auto ack = acks.make(2);
+    blocks.push_back(encode_keyed(0, rows / 2, key, ack));
+    blocks.push_back(encode_keyed(rows / 2, rows - rows / 2, key, ack));
+    EXPECT_TRUE(pool.push(batch_of(std::move(blocks))));
+    EXPECT_TRUE(acks.wait_all());
+    pool.stop();
+    EXPECT_EQ(pool.stats().idle_splits.load(), 1u);
+    return acks.result(0);
+  };
+
+  // The keys are laid out so that a split into two halves by position would have the second half
+  // write shared keys first (and the first half wait for it, then overwrite or be refused).
+  // update: rows 0..999 have keys 0..999, rows 1000..1999 the same keys backwards; the row of each
+  // key sent last (from the second half) wins.
+  const AckResult updated = run(pg::ConflictMode::update, [](int i) { return i < 1000 ? i : 1999 - i; }, 2000);
+  EXPECT_EQ(updated.outcome, AckOutcome::committed) << updated.message;
+  EXPECT_EQ(sql("SELECT count(*), min(v), max(v) FROM keyed"), "1000|1000|1999");
+
+  // error: rows 500..504 repeat the keys of rows 495..499; the first of each pair is stored.
+  sql("TRUNCATE keyed");
+  const AckResult refused =
+      run(pg::ConflictMode::error, [](int i) { return i >= 495 && i < 505 ? 10000 + (i - 495) % 5 : i; }, 1000);
+  EXPECT_EQ(refused.outcome, AckOutcome::dead_lettered) << refused.message;
+  EXPECT_EQ(refused.rows_committed, 995u);
+  EXPECT_EQ(sql("SELECT count(*), min(v), max(v), count(*) FILTER (WHERE v BETWEEN 495 AND 499) FROM keyed"),
+            "995|0|999|5");
+  EXPECT_EQ(sql("SELECT string_agg(row_data->>'v', ',' ORDER BY (row_data->>'v')::int) FROM sluice_dead_letter"),
+            "500,501,502,503,504");
 }
 
 TEST_F(CopyWriterTest, RowLevelErrorIsolatesTheBadRowAndCommitsTheRest) {

@@ -38,6 +38,7 @@ TEST_F(ConfigTest, MinimalConfigGetsTheDocumentedDefaults) {
   EXPECT_EQ(c.batch.max_rows, 20000u);
   EXPECT_EQ(c.batch.max_bytes, 8u << 20);
   EXPECT_EQ(c.batch.max_age_ms, 50);
+  EXPECT_EQ(c.batch.split_min_rows, 500u);
   EXPECT_EQ(c.http.listen, "127.0.0.1:8080");
   EXPECT_EQ(c.http.max_body_bytes, 16u << 20);
   EXPECT_EQ(c.http.default_precision, "s");
@@ -46,6 +47,15 @@ TEST_F(ConfigTest, MinimalConfigGetsTheDocumentedDefaults) {
   ASSERT_EQ(c.tables.size(), 1u);
   EXPECT_EQ(c.tables[0].name, "t");
   EXPECT_TRUE(c.udp.empty());
+}
+
+TEST_F(ConfigTest, SplitMinRowsTakesZeroAndRefusesNegatives) {
+  const Config c = parse_config(R"({"database": {"url": "x"}, "batch": {"split_min_rows": 0},
+                                    "tables": [{"name": "t"}]})", "c.json");
+  EXPECT_EQ(c.batch.split_min_rows, 0u);
+  const auto p = problems(R"({"database": {"url": "x"}, "batch": {"split_min_rows": -1}, "tables": [{"name": "t"}]})");
+  ASSERT_EQ(p.size(), 1u) << ::testing::PrintToString(p);
+  EXPECT_EQ(p[0], "batch.split_min_rows: -1 is out of range [0, 10000000]");
 }
 
 TEST_F(ConfigTest, CommentsAreAllowed) {

@@ -51,13 +51,14 @@ TEST(ReloadPlan, RestartSettingsAreNamedAndKept) {
   const Config a = parse(R"(, "udp": [{"listen": "127.0.0.1:1", "table": "t"}])");
   Config b = parse(R"(, "http": {"listen": "127.0.0.1:9999"}, "admin": {"listen": "127.0.0.1:9998"},
                        "pipeline": {"io_threads": 4}, "udp": [{"listen": "127.0.0.1:2", "table": "t"}],
-                       "batch": {"max_rows": 10}, "policy": {"enabled": false})");
+                       "batch": {"max_rows": 10, "split_min_rows": 0}, "policy": {"enabled": false})");
   b.database.url = "postgresql://u:other@h/db";
   const auto plan = plan_reload(a, b);
-  for (const char* s : {"http.listen", "admin.listen", "pipeline.io_threads", "udp", "database.url", "policy"}) {
+  for (const char* s : {"http.listen", "admin.listen", "pipeline.io_threads", "udp", "database.url", "policy",
+                        "batch.split_min_rows"}) {
     EXPECT_TRUE(has(plan.restart_required, s)) << s << " in " << ::testing::PrintToString(plan.restart_required);
   }
-  EXPECT_EQ(plan.restart_required.size(), 6u) << ::testing::PrintToString(plan.restart_required);
+  EXPECT_EQ(plan.restart_required.size(), 7u) << ::testing::PrintToString(plan.restart_required);
   ASSERT_EQ(plan.live_changes.size(), 1u);
   for (const auto& s : plan.live_changes) EXPECT_EQ(s.find("other"), std::string::npos) << "the URL is never shown";
 
@@ -66,8 +67,9 @@ TEST(ReloadPlan, RestartSettingsAreNamedAndKept) {
   EXPECT_EQ(now.pipeline.io_threads, a.pipeline.io_threads);
   EXPECT_EQ(now.database.url, a.database.url);
   EXPECT_EQ(now.batch.max_rows, 10u);
+  EXPECT_EQ(now.batch.split_min_rows, a.batch.split_min_rows);
   // What still differs is what the next reload reports again as needing a restart.
-  EXPECT_EQ(plan_reload(now, b).restart_required.size(), 6u);
+  EXPECT_EQ(plan_reload(now, b).restart_required.size(), 7u);
 }
 
 TEST(ReloadPlan, TablesAndMeasurementsNeedARestart) {

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "core/ascii_digits.h"
+#include "core/decimal_double.h"
 #include "core/pg_time.h"
 
 namespace sluice {
@@ -119,80 +120,15 @@ bool is_decimal_syntax(std::string_view t) {
   return i == n;
 }
 
-// Appends the decimal digits from p on to m (8 at a time while 8 bytes remain); returns the end of
-// the run. Locals only, so the loop keeps m and p in registers.
-inline const char* digit_run(const char* p, const char* e, uint64_t& m_io) {
-  uint64_t m = m_io;
-  while (e - p >= 8) {
-    const uint64_t v = load8(p);
-    if (!all_eight_digits(v)) break;
-    m = m * 100000000 + eight_digits_value(v);
-    p += 8;
-  }
-  for (; p < e && is_digit(*p); ++p) m = m * 10 + static_cast<unsigned>(*p - '0');
-  m_io = m;
-  return p;
-}
-
 // Fast path of decimal text → float8/float4 for the common case, with exactly the result of
-// std::from_chars (round to nearest even). Accepts [-]digits[.digits][(e|E)[+-]digits] and
-// [-].digits[...] with at most 19 mantissa digits whose value is at most 2^53 and a decimal exponent
-// within ±22 (Clinger's fast path: both operands are exact doubles, so one IEEE multiplication or
-// division is correctly rounded). float4 takes the double and rounds it to float, which is exact
-// unless the double is a float halfway point (double rounding); then, and for every other form, it
-// returns false and the caller takes the general path (syntax check + from_chars).
-static_assert(FLT_EVAL_METHOD == 0, "the fast float path needs IEEE double arithmetic without excess precision");
-bool fast_decimal_to_float(std::string_view t, bool f4, double& d, float& f) {
-  static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-  const char* p = t.data();
-  const char* const e = p + t.size();
-  const bool negative = p < e && *p == '-';
-  if (negative) ++p;
-  // Digits accumulate into m; more than 19 of them may wrap m, and then the fast path is not taken.
-  uint64_t m = 0;
-  const char* q = digit_run(p, e, m);
-  std::ptrdiff_t digits = q - p, frac = 0;
-  p = q;
-  if (digits > 19) return false;
-  if (p < e && *p == '.') {
-    ++p;
-    q = digit_run(p, e, m);
-    frac = q - p;
-    p = q;
-    digits += frac;
-    if (digits > 19) return false;
-  }
-  if (digits == 0) return false;
-  int exp10 = 0;
-  if (p < e && (*p == 'e' || *p == 'E')) {
-    ++p;
-    const bool eneg = p < e && *p == '-';
-    if (p < e && (*p == '-' || *p == '+')) ++p;
-    int ed = 0;
-    for (; p < e && is_digit(*p); ++p, ++ed) {
-      if (ed == 4) return false;
-      exp10 = exp10 * 10 + (*p - '0');
-    }
-    if (ed == 0) return false;
-    if (eneg) exp10 = -exp10;
-  }
-  if (p != e) return false;
-  exp10 -= static_cast<int>(frac);
-  if (m > (uint64_t{1} << 53) || exp10 < -22 || exp10 > 22) return false;
-  double v = static_cast<double>(m);
-  v = exp10 < 0 ? v / kPow10[-exp10] : v * kPow10[exp10];
-  if (negative) v = -v;
-  if (f4) {
-    uint64_t bits;
-    std::memcpy(&bits, &v, 8);
-    // A float has 24 significant bits, a double 53: the 29 bits below the float's last bit being
-    // exactly 1000...0 marks a halfway point (values here are normal floats: 1e-22 .. 9.1e37).
-    if ((bits & 0x1FFFFFFFu) == 0x10000000u) return false;
-    f = static_cast<float>(v);
-  } else {
-    d = v;
-  }
+// std::from_chars (round to nearest even): exact_decimal_double (core/decimal_double.h), and for
+// float4 the double rounded to float unless it is a float halfway point (double rounding). False
+// for every other form: the caller takes the general path (syntax check + from_chars).
+inline bool fast_decimal_to_float(std::string_view t, bool f4, double& d, float& f) {
+  double v;
+  if (!exact_decimal_double(t, v)) return false;
+  if (f4) return exact_double_to_float(v, f);
+  d = v;
   return true;
 }
 
@@ -803,6 +739,29 @@ bool RowEncoder::put_float(int column, std::string_view t, bool special_names) {
     store_be64(alloc(column, 8), bits);
   }
   return true;
+}
+
+bool RowEncoder::put_float_value(int column, std::string_view text, double exact) {
+  if (static_cast<size_t>(column) < slots_.size()) {
+    const PgType type = table_->columns[column].type;
+    if (type == PgType::float8) {
+      if (!claim(column)) return false;
+      uint64_t bits;
+      std::memcpy(&bits, &exact, 8);
+      store_be64(alloc(column, 8), bits);
+      return true;
+    }
+    if (type == PgType::float4) {
+      if (!claim(column)) return false;
+      float f;
+      if (!exact_double_to_float(exact, f)) return put_float(column, text, false);
+      uint32_t bits;
+      std::memcpy(&bits, &f, 4);
+      store_be32(alloc(column, 4), bits);
+      return true;
+    }
+  }
+  return put_number(column, text, NumberKind::floating);
 }
 
 bool RowEncoder::put_integer(int column, std::string_view t) {

@@ -416,7 +416,9 @@ struct LineMapper::Run {
       }
       bool ok = false;
       switch (f.kind) {
-        case LineFieldKind::floating: ok = enc.put_number(c, f.value, NumberKind::floating); break;
+        case LineFieldKind::floating:
+          ok = f.has_number ? enc.put_float_value(c, f.value, f.number) : enc.put_number(c, f.value, NumberKind::floating);
+          break;
         case LineFieldKind::integer: ok = enc.put_number(c, f.value, NumberKind::integer); break;
         case LineFieldKind::unsigned_integer: ok = enc.put_number(c, f.value, NumberKind::unsigned_integer); break;
         case LineFieldKind::string: ok = enc.put_string(c, f.value); break;

@@ -17,7 +17,8 @@
 //     is left unset when nothing is unmapped), else the line is rejected (UnmappedPolicy::reject) or the
 //     name is dropped (ignore).
 //   - Values by kind: float/integer/unsigned → put_number (NumberKind floating/integer/unsigned_integer,
-//     i/u suffix stripped), string → put_string, boolean → put_bool. Tag values are strings
+//     i/u suffix stripped; a float the scanner already converted goes through put_float_value, which
+//     gives the same result), string → put_string, boolean → put_bool. Tag values are strings
 //     (put_string), except into int2/int4/int8/float4/float8/numeric columns, where they go through
 //     put_number so numeric tags (e.g. sensor=17) can fill number columns.
 //   - measurement_column (optional, text/varchar/char) receives the measurement name.

@@ -14,6 +14,7 @@
 #endif
 
 #include "core/ascii_digits.h"
+#include "core/decimal_double.h"
 
 namespace sluice {
 
@@ -111,28 +112,6 @@ int parse_integer(std::string_view t, bool allow_minus, uint64_t limit, uint64_t
   if (overflow || v > limit + (negative ? 1 : 0)) return 2;
   magnitude = v;
   return 0;
-}
-
-// -?(digits[.digits*]|.digits)([eE][+-]?digits)?
-bool is_float_text(std::string_view t) {
-  size_t i = 0;
-  const size_t n = t.size();
-  if (i < n && t[i] == '-') ++i;
-  size_t mantissa = 0;
-  while (i < n && is_digit(t[i])) ++i, ++mantissa;
-  if (i < n && t[i] == '.') {
-    ++i;
-    while (i < n && is_digit(t[i])) ++i, ++mantissa;
-  }
-  if (mantissa == 0) return false;
-  if (i < n && (t[i] == 'e' || t[i] == 'E')) {
-    ++i;
-    if (i < n && (t[i] == '+' || t[i] == '-')) ++i;
-    size_t exponent = 0;
-    while (i < n && is_digit(t[i])) ++i, ++exponent;
-    if (exponent == 0) return false;
-  }
-  return i == n;
 }
 
 bool parse_bool(std::string_view t, bool& out) {
@@ -414,8 +393,10 @@ LineStatus LineProtocolParser::parse_line(std::string_view line, size_t i, Parse
         f.kind = LineFieldKind::unsigned_integer;
         f.value = v.substr(0, v.size() - 1);
         check = parse_integer(f.value, false, UINT64_MAX, magnitude, negative);
-      } else if (is_float_text(v)) {  // before the booleans: no float text is a boolean literal
+      } else if (const int form = scan_float_text(v, f.number); form != 0) {
+        // Before the booleans: no float text is a boolean literal. Form 2: f.number is its double.
         f.kind = LineFieldKind::floating;
+        f.has_number = form == 2;
         f.value = v;
         check = 0;
       } else if (parse_bool(v, f.boolean)) {

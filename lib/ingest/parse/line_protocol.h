@@ -50,6 +50,11 @@ struct LineField {
   std::string_view value;
   LineFieldKind kind = LineFieldKind::floating;
   bool boolean = false;  // the value of a boolean field
+  // floating: true when `number` is the correctly rounded double of `value`, computed while scanning
+  // (exact_decimal_double of core/decimal_double.h: short mantissas and small exponents, the usual case);
+  // else the value is only known to be float text (RowEncoder::put_float_value / put_number).
+  bool has_number = false;
+  double number = 0;
 };
 
 struct ParsedLine {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/decimal_double.h"
 #include "encoder_test_util.h"
 
 namespace sluice::test {
@@ -71,6 +72,7 @@ class FloatFastPath : public ::testing::Test {
   void check(std::string_view text) {
     RowEncoder e8(f8_), e4(f4_);
     const std::string got8 = encode_number(e8, text), got4 = encode_number(e4, text);
+    check_line_protocol_path(text, e8, e4, got8, got4);
     const std::string want8 = reference<double>(text), want4 = reference<float>(text);
     if (want8 == "ERR") {
       EXPECT_EQ(got8.rfind("ERR:", 0), 0u) << "float8 " << text << " gave " << got8;
@@ -82,6 +84,35 @@ class FloatFastPath : public ::testing::Test {
     } else {
       EXPECT_EQ(got4, want4) << "float4 " << text;
     }
+  }
+
+  // The line protocol path: scan_float_text recognises exactly the line protocol float text, its
+  // fast form gives exactly exact_decimal_double's double, and put_float_value with that double
+  // gives exactly what put_number of the text gives.
+  void check_line_protocol_path(std::string_view text, RowEncoder& e8, RowEncoder& e4, const std::string& want8,
+                                const std::string& want4) {
+    static const std::regex line_float(R"(-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?)");
+    double scanned = 0, exact = 0;
+    const int form = scan_float_text(text, scanned);
+    const bool is_float = std::regex_match(text.begin(), text.end(), line_float);
+    EXPECT_EQ(form != 0, is_float) << text;
+    const bool fast = exact_decimal_double(text, exact);
+    EXPECT_EQ(form == 2, fast) << text;
+    if (form != 2) return;
+    EXPECT_EQ(std::memcmp(&scanned, &exact, 8), 0) << text;
+    auto via_value = [&](RowEncoder& enc) {
+      enc.begin_row();
+      if (!enc.put_float_value(0, text, scanned)) return "ERR:" + enc.error();
+      std::vector<char> out;
+      uint64_t mask = 0;
+      int64_t mn = INT64_MAX, mx = INT64_MIN;
+      if (!enc.end_row(out, mask, mn, mx)) return "ERR(end):" + enc.error();
+      const auto rows = decode_all(out);
+      if (rows.size() != 1 || rows[0].fields.size() != 1) return std::string("BAD TUPLE");
+      return hex(rows[0].fields[0]);
+    };
+    EXPECT_EQ(via_value(e8), want8) << "float8 put_float_value " << text;
+    EXPECT_EQ(via_value(e4), want4) << "float4 put_float_value " << text;
   }
 
   TableSchema f8_, f4_;
@@ -151,6 +182,56 @@ TEST_F(FloatFastPath, Float4HalfwayPointsOfEveryBinade) {
     check(std::to_string(v - 1));
     check(std::to_string(v) + ".5");
     check(std::to_string(v) + "e-3");
+  }
+}
+
+// put_float_value on columns that are not float8/float4 (and on bad column indexes, a column given
+// twice, a float4 halfway point) gives what put_number(text, NumberKind::floating) gives: the same
+// bytes or the same error.
+TEST(FloatValue, SameAsPutNumberOnEveryColumnType) {
+  TableSchema t;
+  t.name = "t";
+  const PgType types[] = {PgType::float8, PgType::float4,  PgType::int2,    PgType::int4,  PgType::int8,
+                          PgType::numeric, PgType::text,   PgType::varchar, PgType::jsonb, PgType::json,
+                          PgType::boolean, PgType::uuid,   PgType::date,    PgType::timestamptz};
+  for (PgType type : types) t.columns.push_back(make_column(std::string("c_") + pg_type_name(type), type));
+  Column limited = make_column("c_numeric_5_2", PgType::numeric);
+  limited.numeric_precision = 5;
+  limited.numeric_scale = 2;
+  t.columns.push_back(limited);
+  Column short_text = make_column("c_varchar_3", PgType::varchar);
+  short_text.max_chars = 3;
+  t.columns.push_back(short_text);
+  finish_table_schema(t);
+  const int ncols = static_cast<int>(t.columns.size());
+  const char* const texts[] = {"0",      "-0",   "1.5",  "-20000.125", "16777217", "1e22", "1e-22", "123e20",
+                               "5.",     ".5",   "-.5",  "70000",      "1234.567", "3.0",  "1e5",   "40000",
+                               "1e-5",   "999.995", "33554435", "9007199254740992", "1.000000059604644"};
+  auto outcome = [](RowEncoder& enc, bool ok) {
+    if (!ok) return "ERR:" + enc.error() + " @" + std::to_string(enc.error_column());
+    std::vector<char> out;
+    uint64_t mask = 0;
+    int64_t mn = INT64_MAX, mx = INT64_MIN;
+    if (!enc.end_row(out, mask, mn, mx)) return "ERR(end):" + enc.error();
+    return hex(out) + " " + std::to_string(mn) + " " + std::to_string(mx);
+  };
+  for (const char* text : texts) {
+    double v = 0;
+    ASSERT_EQ(scan_float_text(text, v), 2) << text;
+    for (int c = -1; c <= ncols; ++c) {
+      for (int twice = 0; twice < 2; ++twice) {
+        RowEncoder a(t), b(t);
+        a.begin_row();
+        b.begin_row();
+        if (twice && c >= 0 && c < ncols) {  // the column already has a value
+          ASSERT_TRUE(a.put_null(c));
+          ASSERT_TRUE(b.put_null(c));
+        }
+        const std::string want = outcome(a, a.put_number(c, text, NumberKind::floating));
+        const std::string got = outcome(b, b.put_float_value(c, text, v));
+        EXPECT_EQ(got, want) << "column " << c << " text " << text << " twice " << twice;
+      }
+    }
   }
 }
 

@@ -39,6 +39,50 @@ inline void store_be64(char* p, uint64_t v) {
 
 inline bool is_digit(char c) { return static_cast<unsigned char>(c - '0') < 10; }
 
+// Copies n <= 16 bytes with at most two (overlapping) loads and stores per side, no libc call.
+inline void copy_short(char* o, const char* s, size_t n) {
+  if (n >= 8) {
+    uint64_t a, b;
+    std::memcpy(&a, s, 8);
+    std::memcpy(&b, s + n - 8, 8);
+    std::memcpy(o, &a, 8);
+    std::memcpy(o + n - 8, &b, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, s, 4);
+    std::memcpy(&b, s + n - 4, 4);
+    std::memcpy(o, &a, 4);
+    std::memcpy(o + n - 4, &b, 4);
+  } else if (n > 0) {
+    const char a = s[0], b = s[n / 2], c = s[n - 1];
+    o[0] = a;
+    o[n / 2] = b;
+    o[n - 1] = c;
+  }
+}
+
+// True when the n <= 16 bytes are all ASCII without NUL (0x01..0x7F), checked with at most two
+// (overlapping) loads: such text is valid UTF-8 of n code points.
+inline bool short_plain_ascii(const char* s, size_t n) {
+  if (n >= 8) {
+    constexpr uint64_t kHigh = 0x8080808080808080ULL, kLow = 0x0101010101010101ULL;
+    uint64_t a, b;
+    std::memcpy(&a, s, 8);
+    std::memcpy(&b, s + n - 8, 8);
+    return (((a | b) & kHigh) | ((a - kLow) & ~a & kHigh) | ((b - kLow) & ~b & kHigh)) == 0;
+  }
+  if (n >= 4) {
+    constexpr uint32_t kHigh = 0x80808080u, kLow = 0x01010101u;
+    uint32_t a, b;
+    std::memcpy(&a, s, 4);
+    std::memcpy(&b, s + n - 4, 4);
+    return (((a | b) & kHigh) | ((a - kLow) & ~a & kHigh) | ((b - kLow) & ~b & kHigh)) == 0;
+  }
+  bool ok = true;
+  for (size_t i = 0; i < n; ++i) ok &= static_cast<unsigned char>(s[i] - 1) < 0x7F;
+  return ok;
+}
+
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -434,31 +478,37 @@ bool parse_timestamp_text(std::string_view s, int64_t& out, const char*& why) {
   return true;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+// Hex digit values by byte, -1 for every other byte.
+constexpr auto kHexValue = [] {
+  struct Table {
+    int8_t v[256];
+  } t{};
+  for (int c = 0; c < 256; ++c) {
+    t.v[c] = c >= '0' && c <= '9' ? static_cast<int8_t>(c - '0')
+             : c >= 'a' && c <= 'f' ? static_cast<int8_t>(c - 'a' + 10)
+             : c >= 'A' && c <= 'F' ? static_cast<int8_t>(c - 'A' + 10)
+                                    : int8_t{-1};
+  }
+  return t;
+}();
 
-// 32 hex digits, plain or 8-4-4-4-12 with hyphens, optionally in {braces}.
+// 32 hex digits, plain or 8-4-4-4-12 with hyphens, optionally in {braces}. Every digit pair is
+// looked up without a branch; one sign test at the end says whether all 32 were hex digits.
 bool parse_uuid(std::string_view s, unsigned char out[16]) {
+  static constexpr uint8_t kHyphenated[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
   if (s.size() >= 2 && s.front() == '{' && s.back() == '}') s = s.substr(1, s.size() - 2);
   const bool hyphens = s.size() == 36;
   if (!hyphens && s.size() != 32) return false;
   if (hyphens && (s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')) return false;
-  size_t k = 0;
-  for (size_t i = 0; i < s.size();) {
-    if (hyphens && (i == 8 || i == 13 || i == 18 || i == 23)) {
-      ++i;
-      continue;
-    }
-    const int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out[k++] = static_cast<unsigned char>(hi << 4 | lo);
-    i += 2;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  int bad = 0;
+  for (size_t k = 0; k < 16; ++k) {
+    const size_t at = hyphens ? kHyphenated[k] : 2 * k;
+    const int hi = kHexValue.v[p[at]], lo = kHexValue.v[p[at + 1]];
+    bad |= hi | lo;
+    out[k] = static_cast<unsigned char>(static_cast<unsigned>(hi) << 4 | static_cast<unsigned>(lo));
   }
-  return k == 16;
+  return bad >= 0;
 }
 
 // Bytes of `s` escaped as a JSON string body (without the quotes).
@@ -606,6 +656,13 @@ bool RowEncoder::put_null(int column) {
 
 bool RowEncoder::put_text_bytes(int column, std::string_view s) {
   const Column& c = table_->columns[column];
+  // Short ASCII text within the length limit (tags, units, ids): what the general checks below give
+  // for it, without the UTF-8 loop and the memcpy call.
+  if (s.size() <= 16 && short_plain_ascii(s.data(), s.size()) &&
+      (c.max_chars < 0 || static_cast<int64_t>(s.size()) <= c.max_chars)) {
+    copy_short(alloc(column, s.size()), s.data(), s.size());
+    return true;
+  }
   bool has_nul = false;
   const int64_t chars = utf8_length(s, has_nul);
   if (chars < 0) return fail(column, "invalid UTF-8");
@@ -1064,7 +1121,8 @@ bool RowEncoder::end_row(std::vector<char>& out, uint64_t& mask, int64_t& min_ti
       case 4: std::memcpy(o, src, 4); break;
       case 16: std::memcpy(o, src, 16); break;
       default:
-        if (len > 0) std::memcpy(o, src, static_cast<size_t>(len));
+        if (len > 16) std::memcpy(o, src, static_cast<size_t>(len));
+        else if (len > 0) copy_short(o, src, static_cast<size_t>(len));  // -1 is NULL: no bytes
     }
     if (len > 0) o += len;
   }

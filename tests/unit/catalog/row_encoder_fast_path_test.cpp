@@ -235,6 +235,116 @@ TEST(FloatValue, SameAsPutNumberOnEveryColumnType) {
   }
 }
 
+// The table-driven UUID parser against a plain reference: every accepted form, a bad byte at every
+// position, misplaced hyphens, braces, wrong lengths.
+TEST(UuidFastPath, SameAsReference) {
+  TableSchema t;
+  t.name = "t";
+  t.columns.push_back(make_column("u", PgType::uuid));
+  finish_table_schema(t);
+  auto reference = [](std::string_view s) -> std::string {
+    if (s.size() >= 2 && s.front() == '{' && s.back() == '}') s = s.substr(1, s.size() - 2);
+    const bool hyphens = s.size() == 36;
+    if (!hyphens && s.size() != 32) return "ERR";
+    std::string bytes;
+    int nibble = -1;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (hyphens && (i == 8 || i == 13 || i == 18 || i == 23)) {
+        if (s[i] != '-') return "ERR";
+        continue;
+      }
+      const char c = s[i];
+      int v;
+      if (c >= '0' && c <= '9') v = c - '0';
+      else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
+      else return "ERR";
+      if (nibble < 0) {
+        nibble = v;
+      } else {
+        bytes.push_back(static_cast<char>(nibble << 4 | v));
+        nibble = -1;
+      }
+    }
+    return hex(bytes);
+  };
+  auto encoded = [&](std::string_view s) -> std::string {
+    RowEncoder enc(t);
+    enc.begin_row();
+    if (!enc.put_string(0, s)) {
+      EXPECT_EQ(enc.error(), "column \"u\": invalid UUID \"" + std::string(s.substr(0, 64)) + (s.size() > 64 ? "..." : "") + "\"");
+      return "ERR";
+    }
+    std::vector<char> out;
+    uint64_t mask = 0;
+    int64_t mn = INT64_MAX, mx = INT64_MIN;
+    if (!enc.end_row(out, mask, mn, mx)) return "ERR(end)";
+    const auto rows = decode_all(out);
+    return rows.size() == 1 && rows[0].fields.size() == 1 ? hex(rows[0].fields[0]) : "BAD TUPLE";
+  };
+  const std::string base = "01234567-89ab-cdef-ABCD-EF0123456789";
+  std::vector<std::string> cases = {base, "{" + base + "}", "0123456789abcdefABCDEF0123456789",
+                                    "{0123456789abcdefABCDEF0123456789}", "", "{}", "{" + base, base + "}",
+                                    base.substr(1), base + "0", "0123456789abcdefABCDEF012345678",
+                                    "01234567089ab-cdef-ABCD-EF012345678", "01234567-89ab-cdef-ABCD0EF0123456789"};
+  const char bad[] = {'g', 'G', '-', ' ', '\0', '\x80', '\xff', '/', ':', '@', '`', '{', '}'};
+  for (const std::string& form : {base, std::string("0123456789abcdefABCDEF0123456789"), "{" + base + "}"}) {
+    for (size_t at = 0; at < form.size(); ++at) {
+      for (char b : bad) {
+        std::string s = form;
+        s[at] = b;
+        cases.push_back(s);
+      }
+    }
+  }
+  std::mt19937_64 rng(7);
+  for (int n = 0; n < 2000; ++n) {
+    std::string s = n % 2 ? base : std::string("0123456789abcdefABCDEF0123456789");
+    for (char& c : s) {
+      if (c != '-') c = "0123456789abcdefABCDEF"[rng() % 22];
+    }
+    cases.push_back(s);
+  }
+  for (const std::string& s : cases) EXPECT_EQ(encoded(s), reference(s)) << hex(s);
+}
+
+// Short text is checked and copied with overlapping loads and stores (put_text_bytes, end_row): the
+// tuple holds exactly the bytes given, for every length around the 4/8/16-byte steps, into text and
+// into varchar(n) at and below its limit.
+TEST(TextFastPath, BytesOfEveryShortLength) {
+  TableSchema t;
+  t.name = "t";
+  t.columns.push_back(make_column("a", PgType::text));
+  t.columns.push_back(make_column("b", PgType::varchar));
+  finish_table_schema(t);
+  for (size_t len = 0; len <= 24; ++len) {
+    std::string s;
+    for (size_t i = 0; i < len; ++i) s.push_back(static_cast<char>('A' + i));
+    t.columns[1].max_chars = static_cast<int>(len);
+    RowEncoder enc(t);
+    enc.begin_row();
+    ASSERT_TRUE(enc.put_string(0, s)) << enc.error();
+    ASSERT_TRUE(enc.put_string(1, s)) << enc.error();
+    std::vector<char> out;
+    uint64_t mask = 0;
+    int64_t mn = INT64_MAX, mx = INT64_MIN;
+    ASSERT_TRUE(enc.end_row(out, mask, mn, mx)) << enc.error();
+    const auto rows = decode_all(out);
+    ASSERT_EQ(rows.size(), 1u);
+    ASSERT_EQ(rows[0].fields.size(), 2u);
+    EXPECT_EQ(rows[0].fields[0], s) << len;
+    EXPECT_EQ(rows[0].fields[1], s) << len;
+    if (len > 0) {
+      t.columns[1].max_chars = static_cast<int>(len) - 1;
+      RowEncoder short_enc(t);
+      short_enc.begin_row();
+      EXPECT_FALSE(short_enc.put_string(1, s));
+      EXPECT_EQ(short_enc.error(), "column \"b\": value is " + std::to_string(len) + " characters long; varchar(" +
+                                       std::to_string(len - 1) + ") allows " + std::to_string(len - 1));
+    }
+  }
+}
+
 class UnixMicros : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -106,11 +106,17 @@ struct LineMapper::Target {
     return c >= 0 && special(c) ? -1 : c;
   }
 
-  int resolve(bool tag, size_t position, std::string_view name) {
-    std::vector<NameCache>& cache = tag ? tag_cache : field_cache;
-    if (position < cache.size() && cache[position].set && same_text(cache[position].name, name)) {
+  // The hit (the name seen at this position last time) inline in map_line; the miss out of line.
+  [[gnu::always_inline]] int resolve(bool tag, size_t position, std::string_view name) {
+    const std::vector<NameCache>& cache = tag ? tag_cache : field_cache;
+    if (position < cache.size() && cache[position].set && same_text(cache[position].name, name)) [[likely]] {
       return cache[position].column;
     }
+    return resolve_miss(tag, position, name);
+  }
+
+  [[gnu::noinline]] int resolve_miss(bool tag, size_t position, std::string_view name) {
+    std::vector<NameCache>& cache = tag ? tag_cache : field_cache;
     const int c = resolve_uncached(tag, name);
     if (position < kMaxCachedNames) {
       if (cache.size() <= position) cache.resize(position + 1);

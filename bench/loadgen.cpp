@@ -303,22 +303,17 @@ int main(int argc, char** argv) {
       // planned while the table is still empty, the generic plan can be a sequential scan, which
       // then costs more at every poll as the table grows (measured: ~12 ms per poll at 250,000
       // rows, taken from the database under test). enable_seqscan off rules that out.
-      PGresult* set = PQexec(conn, "SET enable_seqscan = off");
-      if (PQresultStatus(set) != PGRES_COMMAND_OK) {
-        poll_error = PQresultErrorMessage(set);
-        PQclear(set);
-        PQfinish(conn);
+      auto command_ok = [&](PGresult* r) {  // takes r; on failure keeps its message and closes conn
+        const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) poll_error = PQresultErrorMessage(r);
+        PQclear(r);
+        if (!ok) PQfinish(conn);
+        return ok;
+      };
+      if (!command_ok(PQexec(conn, "SET enable_seqscan = off")) ||
+          !command_ok(PQprepare(conn, "sluice_loadgen_visible", sql.c_str(), 1, nullptr))) {
         return;
       }
-      PQclear(set);
-      PGresult* prep = PQprepare(conn, "sluice_loadgen_visible", sql.c_str(), 1, nullptr);
-      if (PQresultStatus(prep) != PGRES_COMMAND_OK) {
-        poll_error = PQresultErrorMessage(prep);
-        PQclear(prep);
-        PQfinish(conn);
-        return;
-      }
-      PQclear(prep);
       size_t first_unseen = 0;
       Clock::time_point quiet_since{};
       for (;;) {

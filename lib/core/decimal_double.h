@@ -40,6 +40,10 @@ inline const char* digit_run(const char* p, const char* e, uint64_t& m_io) {
   return p;
 }
 
+// 10^0 .. 10^22: the powers of ten that are exact doubles.
+inline constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
 }  // namespace decimal_detail
 
 // True, with `out` the correctly rounded double of `t`, when `t` is
@@ -47,8 +51,6 @@ inline const char* digit_run(const char* p, const char* e, uint64_t& m_io) {
 // is at most 2^53, at most 4 exponent digits, and a resulting decimal exponent within ±22. False for
 // every other text (valid or not): the caller then checks the syntax and converts the general way.
 inline bool exact_decimal_double(std::string_view t, double& out) {
-  static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
   const char* p = t.data();
   const char* const e = p + t.size();
   const bool negative = p < e && *p == '-';
@@ -85,7 +87,7 @@ inline bool exact_decimal_double(std::string_view t, double& out) {
   exp10 -= static_cast<int>(frac);
   if (m > (uint64_t{1} << 53) || exp10 < -22 || exp10 > 22) return false;
   double v = static_cast<double>(m);
-  v = exp10 < 0 ? v / kPow10[-exp10] : v * kPow10[exp10];
+  v = exp10 < 0 ? v / decimal_detail::kPow10[-exp10] : v * decimal_detail::kPow10[exp10];
   out = negative ? -v : v;
   return true;
 }
@@ -96,8 +98,6 @@ inline bool exact_decimal_double(std::string_view t, double& out) {
 // rounded double: the texts and results of exact_decimal_double() exactly (same limits: 19 mantissa
 // digits, 4 exponent digits, mantissa <= 2^53, decimal exponent within ±22).
 inline int scan_float_text(std::string_view t, double& out) {
-  static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
   const char* p = t.data();
   const char* const e = p + t.size();
   const bool negative = p < e && *p == '-';
@@ -132,7 +132,7 @@ inline int scan_float_text(std::string_view t, double& out) {
   exp10 -= static_cast<int>(frac);
   if (m > (uint64_t{1} << 53) || exp10 < -22 || exp10 > 22) return 1;
   double v = static_cast<double>(m);
-  v = exp10 < 0 ? v / kPow10[-exp10] : v * kPow10[exp10];
+  v = exp10 < 0 ? v / decimal_detail::kPow10[-exp10] : v * decimal_detail::kPow10[exp10];
   out = negative ? -v : v;
   return 2;
 }

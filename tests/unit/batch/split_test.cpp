@@ -56,6 +56,18 @@ std::vector<uint32_t> tuple_ids(const std::vector<char>& data) {
   return ids;
 }
 
+// An Ack that counts its callbacks and keeps the last result.
+struct AckProbe {
+  int calls = 0;
+  AckResult seen;
+  std::shared_ptr<Ack> make(uint32_t blocks) {
+    return Ack::make(blocks, [this](const AckResult& r) {
+      ++calls;
+      seen = r;
+    });
+  }
+};
+
 BlockPtr make_block(uint32_t first, uint32_t rows, std::shared_ptr<Ack> ack = nullptr, int64_t time = 0) {
   auto b = std::make_unique<Block>();
   b->table_id = 3;
@@ -143,12 +155,8 @@ TEST(TupleOffset, WalksTuplesWithNullsAndStopsAtMalformedData) {
 }
 
 TEST(SplitBatch, CutsOneBlockInHalvesAndTheAckWaitsForBoth) {
-  int calls = 0;
-  AckResult seen;
-  auto ack = Ack::make(1, [&](const AckResult& r) {
-    ++calls;
-    seen = r;
-  });
+  AckProbe probe;
+  auto ack = probe.make(1);
   std::vector<BlockPtr> blocks;
   blocks.push_back(make_block(0, 1000, ack, 100));
   Batch batch = make_batch(std::move(blocks));
@@ -169,11 +177,11 @@ TEST(SplitBatch, CutsOneBlockInHalvesAndTheAckWaitsForBoth) {
   EXPECT_EQ(rest[0].blocks[0]->ack, ack);
 
   batch.blocks[0]->ack->complete(AckOutcome::committed, batch.blocks[0]->rows);
-  EXPECT_EQ(calls, 0) << "the Ack must wait for the second half";
+  EXPECT_EQ(probe.calls, 0) << "the Ack must wait for the second half";
   rest[0].blocks[0]->ack->complete(AckOutcome::committed, rest[0].blocks[0]->rows);
-  EXPECT_EQ(calls, 1);
-  EXPECT_EQ(seen.rows_committed, 1000u);
-  EXPECT_EQ(seen.outcome, AckOutcome::committed);
+  EXPECT_EQ(probe.calls, 1);
+  EXPECT_EQ(probe.seen.rows_committed, 1000u);
+  EXPECT_EQ(probe.seen.outcome, AckOutcome::committed);
 }
 
 TEST(SplitBatch, MovesWholeBlocksWhenTheyFitThePartsAndKeepsOrder) {
@@ -281,12 +289,8 @@ TEST(SplitBatch, ABlockWhoseTuplesDoNotMatchItsRowCountIsNotCut) {
 std::string key_of(uint32_t id) { return std::string(id % 7 + 1, static_cast<char>('a' + id % 26)); }
 
 TEST(SplitBatchByKey, RowsWithEqualKeysStayInOnePartInTheirOrder) {
-  int calls = 0;
-  AckResult seen;
-  auto ack = Ack::make(2, [&](const AckResult& r) {
-    ++calls;
-    seen = r;
-  });
+  AckProbe probe;
+  auto ack = probe.make(2);
   std::vector<BlockPtr> blocks;
   blocks.push_back(make_block(0, 700, ack));
   blocks.push_back(make_block(700, 500, ack));
@@ -334,8 +338,8 @@ TEST(SplitBatchByKey, RowsWithEqualKeysStayInOnePartInTheirOrder) {
       if (b->ack) b->ack->complete(AckOutcome::committed, b->rows);
     }
   }
-  EXPECT_EQ(calls, 1);
-  EXPECT_EQ(seen.rows_committed, 1200u);
+  EXPECT_EQ(probe.calls, 1);
+  EXPECT_EQ(probe.seen.rows_committed, 1200u);
 }
 
 TEST(SplitBatchByKey, NothingIsSplitWhenItMayNotOrCannotBe) {

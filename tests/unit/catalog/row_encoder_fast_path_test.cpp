@@ -58,6 +58,16 @@ std::string reference(std::string_view text) {
   return hex(bytes);
 }
 
+// Outcome of one put as text: the row's bytes and time min/max, or the error.
+std::string put_outcome(RowEncoder& enc, bool ok) {
+  if (!ok) return "ERR:" + enc.error() + " @" + std::to_string(enc.error_column());
+  std::vector<char> out;
+  uint64_t mask = 0;
+  int64_t mn = INT64_MAX, mx = INT64_MIN;
+  if (!enc.end_row(out, mask, mn, mx)) return "ERR(end):" + enc.error();
+  return hex(out) + " " + std::to_string(mn) + " " + std::to_string(mx);
+}
+
 class FloatFastPath : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -207,14 +217,6 @@ TEST(FloatValue, SameAsPutNumberOnEveryColumnType) {
   const char* const texts[] = {"0",      "-0",   "1.5",  "-20000.125", "16777217", "1e22", "1e-22", "123e20",
                                "5.",     ".5",   "-.5",  "70000",      "1234.567", "3.0",  "1e5",   "40000",
                                "1e-5",   "999.995", "33554435", "9007199254740992", "1.000000059604644"};
-  auto outcome = [](RowEncoder& enc, bool ok) {
-    if (!ok) return "ERR:" + enc.error() + " @" + std::to_string(enc.error_column());
-    std::vector<char> out;
-    uint64_t mask = 0;
-    int64_t mn = INT64_MAX, mx = INT64_MIN;
-    if (!enc.end_row(out, mask, mn, mx)) return "ERR(end):" + enc.error();
-    return hex(out) + " " + std::to_string(mn) + " " + std::to_string(mx);
-  };
   for (const char* text : texts) {
     double v = 0;
     ASSERT_EQ(scan_float_text(text, v), 2) << text;
@@ -227,8 +229,8 @@ TEST(FloatValue, SameAsPutNumberOnEveryColumnType) {
           ASSERT_TRUE(a.put_null(c));
           ASSERT_TRUE(b.put_null(c));
         }
-        const std::string want = outcome(a, a.put_number(c, text, NumberKind::floating));
-        const std::string got = outcome(b, b.put_float_value(c, text, v));
+        const std::string want = put_outcome(a, a.put_number(c, text, NumberKind::floating));
+        const std::string got = put_outcome(b, b.put_float_value(c, text, v));
         EXPECT_EQ(got, want) << "column " << c << " text " << text << " twice " << twice;
       }
     }
@@ -356,25 +358,16 @@ class UnixMicros : public ::testing::Test {
     finish_table_schema(t_);
   }
 
-  // Outcome of one put as text: the field bytes and min/max, or the error.
-  static std::string outcome(RowEncoder& enc, int column, bool ok) {
-    if (!ok) return "ERR:" + enc.error() + " @" + std::to_string(enc.error_column());
-    std::vector<char> out;
-    uint64_t mask = 0;
-    int64_t mn = INT64_MAX, mx = INT64_MIN;
-    if (!enc.end_row(out, mask, mn, mx)) return "ERR(end):" + enc.error();
-    return hex(out) + " " + std::to_string(mn) + " " + std::to_string(mx);
-  }
 
   void check(int column, int64_t us) {
     RowEncoder a(t_), b(t_);
     a.set_precision(EpochPrecision::us);
     a.begin_row();
     const std::string text = std::to_string(us);
-    const std::string want = outcome(a, column, a.put_number(column, text, NumberKind::integer));
+    const std::string want = put_outcome(a, a.put_number(column, text, NumberKind::integer));
     b.set_precision(EpochPrecision::ms);  // put_unix_micros does not depend on the precision
     b.begin_row();
-    const std::string got = outcome(b, column, b.put_unix_micros(column, us));
+    const std::string got = put_outcome(b, b.put_unix_micros(column, us));
     EXPECT_EQ(got, want) << "column " << column << " value " << us;
   }
 

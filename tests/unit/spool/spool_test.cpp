@@ -126,8 +126,11 @@ TEST_F(SpoolTest, RotatesAndDeletesASegmentOnlyWhenEveryRecordIsCommitted) {
   for (int i = 11; i >= 2; --i) s.commit(ids[i]);
   EXPECT_LE(segment_files().size(), 1u);
   EXPECT_EQ(s.stats().pending_records.load(), 0u);
-  // The idle spool thread closes and deletes the last one (it checks every second).
-  for (int i = 0; i < 30 && !segment_files().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // The idle spool thread closes and deletes the last one (it checks every second). It unlinks the
+  // file before it stores the new byte count, so wait for both.
+  for (int i = 0; i < 30 && (!segment_files().empty() || s.stats().bytes.load() != 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   EXPECT_TRUE(segment_files().empty());
   EXPECT_EQ(s.stats().bytes.load(), 0u);
   EXPECT_GT(s.low_water(), ids.back());

@@ -155,10 +155,13 @@ class AdminView {
     writers_ = writers;
   }
   void detach() { attach(nullptr, nullptr); }
+  // Set once start-up is over and SIGHUP reloads are handled: /readyz never says ready before a
+  // reload would be applied.
+  void set_started() { started_ = true; }
   void set_stopping() { stopping_ = true; }
   bool ready() const {
     std::lock_guard<std::mutex> lock(mutex_);
-    return !stopping_ && writers_ && writers_->connected();
+    return started_ && !stopping_ && writers_ && writers_->connected();
   }
   std::string render() const {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -169,6 +172,7 @@ class AdminView {
   mutable std::mutex mutex_;
   const metrics::Registry* registry_ = nullptr;
   const pg::WriterPool* writers_ = nullptr;
+  std::atomic<bool> started_{false};
   std::atomic<bool> stopping_{false};
 };
 
@@ -513,11 +517,13 @@ int run_daemon(const Config& config) {
   while (!writers.connected() && !signals.wait_for(20ms)) {
   }
   if (!signals.stopped()) {
+    // Reloads first, then /readyz, then READY=1: whoever sees either may send SIGHUP at once.
+    signals.set_reload_handler([&reloader] { reloader.reload(); });
+    admin_view.set_started();
     notify_systemd("READY=1\nSTATUS=ready: " + std::to_string(catalog.tables.size()) + " tables, " +
                    std::to_string(io_threads) + " io threads, " + std::to_string(config.database.connections) +
                    " writer connections");
     spdlog::info("event=ready io_threads={} writer_connections={}", io_threads, config.database.connections);
-    signals.set_reload_handler([&reloader] { reloader.reload(); });
   }
 
   // The main thread now only pets systemd's watchdog (WatchdogSec=): every half interval it sends

@@ -3,7 +3,10 @@
 #include <time.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <exception>
+#include <memory>
+#include <mutex>
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
@@ -104,11 +107,12 @@ bool Reloader::reload() {
   for (const auto& r : plan.restart_required) {
     spdlog::warn("event=config_reload_needs_restart setting={} action=\"kept the running value; restart to apply\"", r);
   }
-  // Logged before applying: a new log level (applied last) may hide these lines otherwise.
   for (const auto& c : plan.live_changes) spdlog::info("event=config_changed change={}", quoted(c));
+  apply(next);
+  // Logged once every change is in force, before the new log level (set last) may hide it.
   spdlog::info("event=config_reload result=applied changed={} needs_restart={}", plan.live_changes.size(),
                plan.restart_required.size());
-  apply(next);
+  spdlog::set_level(spdlog::level::from_str(next.log.level));
   running_ = apply_live_settings(running_, next);
   applied_.fetch_add(1, std::memory_order_relaxed);
   last_success_s_.store(now_seconds(), std::memory_order_relaxed);
@@ -126,21 +130,36 @@ void Reloader::apply(const Config& next) {
   if (pieces_.batcher) pieces_.batcher->set_limits(bl);
 
 
-  // The write services belong to their IO thread: the new settings are posted there.
-  for (size_t i = 0; i < pieces_.ios.size(); ++i) {
-    HttpWriteService* hs = i < pieces_.http_services.size() ? pieces_.http_services[i] : nullptr;
-    InfluxWriteService* is = i < pieces_.influx_services.size() ? pieces_.influx_services[i] : nullptr;
-    boost::asio::post(*pieces_.ios[i], [hs, is, http = next.http] {
-      if (hs) hs->apply_live_settings(http);
-      if (is) is->apply_live_settings(http);
-    });
-  }
-
   // HTTP limits (sizes, timeouts, both connection caps) and the security settings: tokens, scopes,
   // per-token rates (TLS files and udp[].allow need a restart; config/reload.cpp lists them so).
   if (pieces_.http) apply_http_security(*pieces_.http, next);
 
-  spdlog::set_level(spdlog::level::from_str(next.log.level));
+  // The write services belong to their IO thread: the new settings are posted there, and the
+  // reload waits until every IO thread has taken them, so that "applied" (and READY=1, which ends
+  // `systemctl reload`) means the next request sees them. A shared count outlives a wait that
+  // times out (an IO thread stalled or already stopped).
+  struct Pending {
+    std::mutex mutex;
+    std::condition_variable cv;
+    size_t left = 0;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->left = pieces_.ios.size();
+  for (size_t i = 0; i < pieces_.ios.size(); ++i) {
+    HttpWriteService* hs = i < pieces_.http_services.size() ? pieces_.http_services[i] : nullptr;
+    InfluxWriteService* is = i < pieces_.influx_services.size() ? pieces_.influx_services[i] : nullptr;
+    boost::asio::post(*pieces_.ios[i], [hs, is, http = next.http, pending] {
+      if (hs) hs->apply_live_settings(http);
+      if (is) is->apply_live_settings(http);
+      std::lock_guard<std::mutex> lock(pending->mutex);
+      if (--pending->left == 0) pending->cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(pending->mutex);
+  if (!pending->cv.wait_for(lock, std::chrono::seconds(5), [&] { return pending->left == 0; })) {
+    spdlog::warn("event=config_reload_slow io_threads_pending={} action=\"they apply the new settings when they run\"",
+                 pending->left);
+  }
 }
 
 void Reloader::register_metrics(metrics::Registry& registry) {

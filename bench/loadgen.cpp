@@ -20,7 +20,7 @@
 //     the time until a body's rows are visible is from its due time to the start of the poll that
 //     saw them first. Resolution: poll interval + one query. The poll is an index lookup on the
 //     time column. The poller is load on the database under test: at 2 ms it polled ~440 times a
-//     second at ~0.7 ms each while bodies were in flight, a third of one of the 2 cores.
+//     second at ~0.7 ms each (round trip included) while bodies were in flight, ~0.3 s per second.
 //   soak (--rate R --duration S): R × S bodies, taking the bodies of DIR round-robin (the target
 //     table must accept repeats: bench/run uses a copy of the table without keys).
 // UDP. The datagrams of FILE (separated by an empty line) go out from C threads in order, paced to

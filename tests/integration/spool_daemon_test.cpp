@@ -124,13 +124,19 @@ void expect_exactly_once(const std::string& url, const std::vector<long long>& a
   }
 }
 
+// A daemon spooling to `dir`/spool, started (again, for the restarts after a kill -9).
+std::unique_ptr<DaemonProcess> start_spooling(const Ports& p, const std::string& dir, const std::string& url) {
+  auto d = std::make_unique<DaemonProcess>();
+  d->start(config_json(p, dir + "/spool"), url, p.admin);
+  return d;
+}
+
 TEST(Spool, KillMinus9UnderLoadWithSpooledAcksThenRestartStoresEveryAckedRowOnce) {
   constexpr int kSenders = 4, kRows = 100;
   const std::string url = fresh_database("spool_kill9");
   const std::string dir = temp_dir();
   Ports p;
-  auto d = std::make_unique<DaemonProcess>();
-  d->start(config_json(p, dir + "/spool"), url, p.admin);
+  auto d = start_spooling(p, dir, url);
 
   std::atomic<bool> go{true};
   std::vector<long long> acked(kSenders, 0);
@@ -170,8 +176,7 @@ TEST(Spool, KillMinus9UnderLoadWithSpooledAcksThenRestartStoresEveryAckedRowOnce
     f << std::string(60, 'x');  // header and payload cut short
   }
 
-  d = std::make_unique<DaemonProcess>();
-  d->start(config_json(p, dir + "/spool"), url, p.admin);
+  d = start_spooling(p, dir, url);
   EXPECT_EQ(metric(p.admin, "sluice_spool_corrupt_records_total"), 1);
   ASSERT_TRUE(wait_until([&] { return metric(p.admin, "sluice_spool_pending_records") == 0; }, 20000))
       << "spool not drained: " << metric(p.admin, "sluice_spool_pending_records") << "\n" << d->log();
@@ -196,8 +201,7 @@ TEST(Spool, CommittedRecordsStillOnDiskAreRecognisedAfterKillMinus9) {
   const std::string url = fresh_database("spool_committed");
   const std::string dir = temp_dir();
   Ports p;
-  auto d = std::make_unique<DaemonProcess>();
-  d->start(config_json(p, dir + "/spool"), url, p.admin);
+  auto d = start_spooling(p, dir, url);
   HttpClient c("127.0.0.1", p.http);
   std::vector<long long> acked(1, 0);
   for (int i = 0; i < kRequests; ++i) {
@@ -210,8 +214,7 @@ TEST(Spool, CommittedRecordsStillOnDiskAreRecognisedAfterKillMinus9) {
   EXPECT_EQ(d->stop(SIGKILL), 128 + SIGKILL);
   ASSERT_FALSE(fs::is_empty(dir + "/spool")) << "the segment being written to was deleted";
 
-  d = std::make_unique<DaemonProcess>();
-  d->start(config_json(p, dir + "/spool"), url, p.admin);
+  d = start_spooling(p, dir, url);
   ASSERT_TRUE(wait_until([&] { return metric(p.admin, "sluice_spool_pending_records") == 0; }, 20000))
       << "spool not drained: " << metric(p.admin, "sluice_spool_pending_records") << "\n" << d->log();
   expect_exactly_once(url, acked, kRows);

@@ -75,8 +75,9 @@ class BatchSink {
   // True when a batch pushed now would be picked up at once (a writer is waiting and nothing is
   // queued). The batcher then flushes what it holds instead of waiting for a limit.
   virtual bool idle() const { return false; }
-  // The batcher's doorbell (null: none). A sink that can become idle rings it when it does, so the
-  // sleeping batcher flushes what it holds at once.
+  // The batcher's doorbell (null: none). A sink that can become idle calls became_idle() on it when
+  // it does: the sleeping batcher flushes what it holds at once, or, holding nothing, is woken by
+  // the next push.
   virtual void set_idle_doorbell(Doorbell* /*doorbell*/) {}
 };
 

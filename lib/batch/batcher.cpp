@@ -87,8 +87,11 @@ void Batcher::run() {
     // Nothing to take: sleep. A writer waiting for work makes every push worth a wake-up; else
     // only a writer becoming idle, a filling ring, new limits, stop or the age limit are.
     const bool writer_waiting = sink_.idle();
-    if (writer_waiting && pending_groups() != 0) continue;  // a writer became idle since the check above
-    doorbell_.prepare(writer_waiting);
+    const bool pending = pending_groups() != 0;
+    if (writer_waiting && pending) continue;  // a writer became idle since the check above
+    // A writer that becomes idle wakes this thread only when a batch waits for it; else it only
+    // makes the next push wake it (Doorbell::became_idle).
+    doorbell_.prepare(writer_waiting, pending);
     // Look once more after prepare(): a writer that changed state, or a push, since the first look
     // may have found the doorbell not yet armed.
     if (stopping_.load(std::memory_order_acquire) || limits_changed_.load(std::memory_order_acquire) ||

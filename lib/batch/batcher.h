@@ -12,7 +12,8 @@
 // When every ring is empty the thread sleeps on its Doorbell (ring/doorbell.h) until the oldest
 // pending batch reaches max_age, at most kMaxSleep. What wakes it earlier: a push while a writer
 // waits for work (the rows go out at once), a ring more than half full, a writer that becomes idle
-// (the sink rings), new limits, stop. While every writer is busy, pushes do not wake it: the
+// while a batch is pending (the sink calls Doorbell::became_idle; with nothing pending that only
+// makes the next push wake it), new limits, stop. While every writer is busy, pushes do not wake it: the
 // blocks wait in the rings, where they would wait in a batch anyway, and the producers make no
 // syscall. If the sink is closed, the batch's acks are completed with `shutdown`.
 #pragma once
@@ -59,8 +60,9 @@ class Batcher {
   };
   const Stats& stats() const { return stats_; }
 
-  // Producers ring it after pushing into a ring (IngestContext::push_all); the sink rings it when
-  // a writer starts waiting for work (BatchSink::set_idle_doorbell, wired by the constructor).
+  // Producers ring it after pushing into a ring (IngestContext::push_all); the sink calls
+  // became_idle() when a writer starts waiting for work (BatchSink::set_idle_doorbell, wired by the
+  // constructor).
   Doorbell& doorbell() { return doorbell_; }
 
   // Number of (table, mask) groups with a pending batch right now (batcher thread / tests only).

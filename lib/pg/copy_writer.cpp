@@ -383,7 +383,7 @@ WriterPool::PopResult WriterPool::pop(Batch& out, Clock::time_point wait_until, 
     if (stopping_.load(std::memory_order_relaxed)) return PopResult::done;
     if (connected) {
       waiting_connected_.fetch_add(1, std::memory_order_release);
-      if (idle_doorbell_ != nullptr) idle_doorbell_->ring();  // idle() may have just become true
+      if (idle_doorbell_ != nullptr) idle_doorbell_->became_idle();  // idle() may have just become true
     }
     const auto status = not_empty_.wait_until(lock, wait_until);
     if (connected) waiting_connected_.fetch_sub(1, std::memory_order_release);

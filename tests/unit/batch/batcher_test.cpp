@@ -241,13 +241,35 @@ TEST(Batcher, BusyWritersAreNotWokenByPushesButAnIdleWriterRings) {
   EXPECT_EQ(batcher.doorbell().wakes(), 0u);
   EXPECT_EQ(sink.wait_for(1, 100ms), 0u);
   sink.report_idle = true;
-  batcher.doorbell().ring();
+  batcher.doorbell().became_idle();  // as WriterPool::pop does: pushes came since the batcher slept
   ASSERT_EQ(sink.wait_for(1), 1u);
   batcher.stop_and_drain();
   auto batches = sink.take();
   ASSERT_EQ(batches.size(), 1u);
   EXPECT_EQ(batches[0].trigger, FlushTrigger::idle);
   EXPECT_EQ(batches[0].blocks.size(), 5u);
+}
+
+// A writer that becomes idle while the batcher holds nothing and no push came does not wake it
+// (one sleep per batch, not two); the next ordinary push then does, and goes out as an idle flush.
+TEST(Batcher, AnIdleWriterWithNothingPendingDoesNotWakeTheBatcherButTheNextPushDoes) {
+  SpscRing<BlockPtr> ring(64);
+  FakeSink sink;  // busy: the batcher sleeps without asking for pushes
+  Batcher batcher({&ring}, limits(1000, 1 << 20, 10s), sink);
+  batcher.start();
+  std::this_thread::sleep_for(100ms);  // asleep, nothing pending
+  sink.report_idle = true;
+  batcher.doorbell().became_idle();
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(batcher.doorbell().wakes(), 0u);  // only kMaxSleep (50 ms) timeouts ended its sleeps
+  push(ring, make_block(1, 0, 1, 16, 1));
+  batcher.doorbell().pushed(false);
+  ASSERT_EQ(sink.wait_for(1, 1s), 1u);  // long before the 10 s age limit
+  EXPECT_GE(batcher.doorbell().wakes(), 1u);
+  batcher.stop_and_drain();
+  auto batches = sink.take();
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0].trigger, FlushTrigger::idle);
 }
 
 // A ring more than half full wakes the batcher even while the writers are busy.

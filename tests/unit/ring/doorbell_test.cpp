@@ -92,5 +92,122 @@ TEST(Doorbell, UrgentPushesAndRingWakeAConsumerThatDidNotAskForPushes) {
   }
 }
 
+// became_idle() with wake_on_idle: the consumer holds work for an idle writer and is woken.
+TEST(Doorbell, BecameIdleWakesAConsumerThatWaitsForAnIdleWriter) {
+  Doorbell bell;
+  std::atomic<bool> woke{false};
+  std::thread consumer([&] {
+    bell.prepare(false, true);
+    woke = bell.wait_until(Doorbell::Clock::now() + 1h);
+  });
+  while (bell.wakes() == 0) {  // until the consumer is asleep and woken
+    std::this_thread::sleep_for(5ms);
+    bell.became_idle();
+  }
+  consumer.join();
+  EXPECT_TRUE(woke);
+}
+
+// became_idle() without wake_on_idle and with no push since prepare(): no wake-up, but the next
+// (ordinary) push wakes the consumer, which had not asked for pushes when it fell asleep.
+TEST(Doorbell, BecameIdleWithNothingPendingOnlyArmsPushes) {
+  Doorbell bell;
+  std::atomic<bool> prepared{false}, woke{false};
+  std::thread consumer([&] {
+    bell.prepare(false, false);
+    prepared = true;
+    woke = bell.wait_until(Doorbell::Clock::now() + 1h);
+  });
+  while (!prepared) std::this_thread::yield();
+  std::this_thread::sleep_for(50ms);  // the consumer sleeps
+  bell.became_idle();
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(bell.wakes(), 0u);
+  EXPECT_FALSE(woke);
+  bell.pushed(false);
+  consumer.join();
+  EXPECT_TRUE(woke);
+  EXPECT_EQ(bell.wakes(), 1u);
+}
+
+// A push that came while the consumer did not want pushes (writers busy) is not lost when a writer
+// becomes idle afterwards: became_idle() sees the count moved since prepare() and wakes.
+TEST(Doorbell, BecameIdleWakesForAPushThatCameBefore) {
+  Doorbell bell;
+  std::atomic<bool> prepared{false}, woke{false};
+  std::thread consumer([&] {
+    bell.prepare(false, false);
+    prepared = true;
+    woke = bell.wait_until(Doorbell::Clock::now() + 1h);
+  });
+  while (!prepared) std::this_thread::yield();
+  std::this_thread::sleep_for(50ms);
+  bell.pushed(false);  // not wanted: no wake-up
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(bell.wakes(), 0u);
+  bell.became_idle();
+  consumer.join();
+  EXPECT_TRUE(woke);
+}
+
+// The batcher's protocol with a writer that becomes idle while a producer pushes, both racing the
+// consumer's prepare(): the consumer reads the writer's state, prepares with wake_on_push = that
+// state and nothing pending, looks once more (ring and writer state), then sleeps with a deadline
+// far beyond the test's timeout. In every round the item must reach the consumer: a lost wake-up
+// hangs the test (ctest TIMEOUT).
+TEST(Doorbell, NoPushIsMissedWhileAWriterBecomesIdle) {
+#if defined(__SANITIZE_THREAD__)
+  constexpr int kRounds = 300;
+#else
+  constexpr int kRounds = 3000;
+#endif
+  int slept = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    SpscRing<uint64_t> ring(4);
+    Doorbell bell;
+    std::atomic<bool> writer_idle{false}, go{false};
+    uint64_t got = 0;
+    std::thread consumer([&] {
+      while (!go.load()) {
+      }
+      uint64_t v;
+      for (;;) {
+        if (ring.try_pop(v)) {
+          got = v;
+          return;
+        }
+        const bool waiting = writer_idle.load(std::memory_order_acquire);
+        bell.prepare(waiting, false);
+        if (!ring.empty_approx() || writer_idle.load(std::memory_order_acquire) != waiting) {
+          bell.cancel();
+          continue;
+        }
+        bell.wait_until(Doorbell::Clock::now() + 1h);
+        ++slept;
+      }
+    });
+    std::thread writer([&] {
+      while (!go.load()) {
+      }
+      for (int k = 0; k < round % 7; ++k) std::this_thread::yield();
+      writer_idle.store(true, std::memory_order_release);
+      bell.became_idle();
+    });
+    std::thread producer([&] {
+      while (!go.load()) {
+      }
+      for (int k = 0; k < round % 5; ++k) std::this_thread::yield();
+      ASSERT_TRUE(ring.try_push(uint64_t(round + 1)));
+      bell.pushed(false);
+    });
+    go = true;
+    producer.join();
+    writer.join();
+    consumer.join();
+    ASSERT_EQ(got, uint64_t(round + 1)) << "round " << round;
+  }
+  EXPECT_GT(slept, 0);
+}
+
 }  // namespace
 }  // namespace sluice

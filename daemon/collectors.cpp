@@ -36,7 +36,7 @@ void add_component_collectors(metrics::Registry& registry, const Catalog& catalo
     ws.for_each_failure_class([&](std::string_view cls, uint64_t n) {
       metrics::add_value(failures, {{"sqlstate_class", std::string(cls)}}, static_cast<double>(n));
     });
-    auto& events = metrics::family(out, "sluice_writer_events_total", "Writer events: retried batches, split batches, batches shared with idle writers, isolation COPYs, connection losses, reconnects, failed connects, failed dead-letter inserts, blocks abandoned at shutdown.", MetricType::Counter);
+    auto& events = metrics::family(out, "sluice_writer_events_total", "Writer events: retried batches, split batches, batches shared with idle writers, isolation COPYs, connection losses, reconnects, failed connects, failed dead-letter inserts, blocks abandoned at shutdown, COPYs whose commit answer was lost and how that was resolved.", MetricType::Counter);
     metrics::add_value(events, {{"event", "batch_retried"}}, load(ws.retried_batches));
     metrics::add_value(events, {{"event", "batch_split"}}, load(ws.split_batches));
     metrics::add_value(events, {{"event", "batch_shared"}}, load(ws.idle_splits));
@@ -46,6 +46,9 @@ void add_component_collectors(metrics::Registry& registry, const Catalog& catalo
     metrics::add_value(events, {{"event", "shutdown_abandoned_block"}}, load(ws.shutdown_blocks));
     metrics::add_value(events, {{"event", "isolation_copy"}}, load(ws.isolation_copies));
     metrics::add_value(events, {{"event", "dead_letter_insert_failed"}}, load(ws.dead_letter_failures));
+    metrics::add_value(events, {{"event", "commit_in_doubt"}}, load(ws.commits_in_doubt));
+    metrics::add_value(events, {{"event", "in_doubt_was_committed"}}, load(ws.in_doubt_committed));
+    metrics::add_value(events, {{"event", "in_doubt_written_again"}}, load(ws.in_doubt_written_again));
     auto& connected = metrics::family(out, "sluice_db_connections_up", "Writer connections that are currently established.", MetricType::Gauge);
     metrics::add_value(connected, {}, static_cast<double>(ws.connected_writers.load(std::memory_order_relaxed)));
     auto& queue = metrics::family(out, "sluice_writer_queue_batches", "Flushed batches waiting for a writer.", MetricType::Gauge);

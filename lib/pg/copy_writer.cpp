@@ -26,6 +26,7 @@ namespace {
 
 constexpr auto kIdleCheckInterval = std::chrono::seconds(1);  // idle writers probe their socket
 constexpr auto kFailureLogInterval = std::chrono::seconds(10);
+constexpr auto kInDoubtPoll = std::chrono::milliseconds(100);  // asking again for an in-doubt COPY's outcome
 constexpr size_t kMaxPutCopyChunk = size_t{1} << 30;          // PQputCopyData takes an int length
 
 int sqlstate_class_index(std::string_view sqlstate) {
@@ -82,10 +83,30 @@ CopyOutcome failure_from(PGconn* conn, const PGresult* r) {
 }
 
 // One COPY over a healthy connection: the header, every part's bytes as they are, the trailer.
-CopyOutcome run_copy(PGconn* conn, const std::string& sql, const std::vector<std::string_view>& parts) {
-  {
+// With `xid` (autocommit only): "SELECT txid_current(); COPY ..." goes as ONE simple Query, which
+// PostgreSQL runs as one implicit transaction, and *xid is that transaction's id (0 until it came
+// back). If the connection breaks before the answer, txid_status(*xid) on a new connection tells
+// whether the server committed the rows (WriterPool::resolve_in_doubt) — at no extra round trip.
+CopyOutcome run_copy(PGconn* conn, const std::string& sql, const std::vector<std::string_view>& parts,
+                     int64_t* xid = nullptr) {
+  if (xid == nullptr) {
     Result start(PQexec(conn, sql.c_str()));
     if (!start || PQresultStatus(start.get()) != PGRES_COPY_IN) return failure_from(conn, start.get());
+  } else {
+    *xid = 0;
+    if (PQsendQuery(conn, ("SELECT txid_current(); " + sql).c_str()) != 1) return failure_from(conn, nullptr);
+    Result first(PQgetResult(conn));
+    if (first && PQresultStatus(first.get()) == PGRES_TUPLES_OK && PQntuples(first.get()) == 1) {
+      *xid = std::strtoll(PQgetvalue(first.get(), 0, 0), nullptr, 10);
+      first = Result(PQgetResult(conn));
+    }
+    if (!first || PQresultStatus(first.get()) != PGRES_COPY_IN) {
+      CopyOutcome out = failure_from(conn, first.get());
+      while (Result rest{PQgetResult(conn)}) {  // drain to ReadyForQuery
+        if (PQresultStatus(rest.get()) == PGRES_COPY_IN) PQputCopyEnd(conn, "sluice: unexpected COPY state");
+      }
+      return out;
+    }
   }
   bool sent = PQputCopyData(conn, kCopyBinaryHeader, sizeof kCopyBinaryHeader) == 1;
   for (size_t i = 0; sent && i < parts.size(); ++i) {
@@ -514,6 +535,43 @@ void WriterPool::drop_connection(Writer& w, const std::string& why) {
   }
 }
 
+WriterPool::InDoubt WriterPool::resolve_in_doubt(Writer& w, int64_t xid, int pid) {
+  const std::string x = std::to_string(xid);
+  const char* params[2] = {x.c_str(), nullptr};
+  Result r(PQexecParams(w.conn, "SELECT txid_status($1::bigint)", 1, nullptr, params, nullptr, nullptr, 0));
+  if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK || PQntuples(r.get()) != 1) {
+    if (!w.ok()) return InDoubt::unresolved;
+    // A server-side error (e.g. an id from the future after a restore): it cannot be told. Writing
+    // again risks a duplicate, not a loss.
+    stats_.in_doubt_written_again.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("event=commit_in_doubt writer={} xid={} result=unknown action=write_again error=\"{}\"", w.index, xid,
+                 trimmed(error_message(w.conn, r.get())));
+    return InDoubt::not_committed;
+  }
+  const std::string status = PQgetisnull(r.get(), 0, 0) ? "" : PQgetvalue(r.get(), 0, 0);
+  if (status == "committed") {
+    stats_.in_doubt_committed.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("event=commit_in_doubt writer={} xid={} result=committed action=acknowledge", w.index, xid);
+    return InDoubt::committed;
+  }
+  if (status == "in progress") {
+    // The old backend has not noticed the broken connection yet (it may wait for COPY data until a
+    // TCP timeout): end it, but only while it still runs that transaction (pids are reused).
+    // Errors (no permission) are ignored: the backend ends by itself in time.
+    const std::string p = std::to_string(pid);
+    params[1] = p.c_str();
+    Result t(PQexecParams(w.conn,
+                          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $2::int "
+                          "AND backend_xid::text = ($1::bigint % 4294967296)::text",
+                          2, nullptr, params, nullptr, nullptr, 0));
+    return InDoubt::unresolved;
+  }
+  stats_.in_doubt_written_again.fetch_add(1, std::memory_order_relaxed);
+  spdlog::warn("event=commit_in_doubt writer={} xid={} result={} action=write_again", w.index, xid,
+               status.empty() ? "unknown" : status);
+  return InDoubt::not_committed;
+}
+
 void WriterPool::wait_for_retry(Writer& w) {
   std::unique_lock<std::mutex> lock(mutex_);
   const bool was_stopping = stopping_.load(std::memory_order_relaxed);
@@ -719,11 +777,11 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
   };
   // Writes the given tuples into the table (direct COPY, or stage + merge), inside whatever
   // transaction is open.
-  auto write_rows = [&](const std::vector<std::string_view>& parts) -> CopyOutcome {
+  auto write_rows = [&](const std::vector<std::string_view>& parts, int64_t* xid = nullptr) -> CopyOutcome {
     const auto t0 = Clock::now();
     CopyOutcome out;
     if (mode == ConflictMode::error) {
-      out = run_copy(w.conn, copy_sql, parts);
+      out = run_copy(w.conn, copy_sql, parts, xid);
     } else if (prepare_stage(out)) {
       out = run_copy(w.conn, stage->first, parts);
       if (out.committed) out = run_command(w.conn, stage->second);
@@ -825,8 +883,13 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
   };
   rebuild_parts();
   CopyOutcome outcome;
+  // An autocommit COPY whose answer was lost with the connection: its transaction id and backend.
+  // Until resolve_in_doubt() knows whether the server committed it, the batch is neither written
+  // again nor spilled (either could store its rows twice).
+  int64_t doubt_xid = 0;
+  int doubt_pid = 0;
   for (;;) {
-    if (options_.spill && !w.ok()) {
+    if (options_.spill && !w.ok() && doubt_xid == 0) {
       if (w.conn) drop_connection(w, trimmed(PQerrorMessage(w.conn)));
       if (Clock::now() >= w.next_connect_at) try_connect(w);
       if (!w.ok() && options_.spill(blocks)) {
@@ -838,8 +901,31 @@ void WriterPool::write_batch(Writer& w, Batch& batch) {
       shut_all();
       return;
     }
+    if (doubt_xid != 0) {
+      const InDoubt verdict = resolve_in_doubt(w, doubt_xid, doubt_pid);
+      if (verdict == InDoubt::unresolved) {  // the connection broke again (ensure_connected above
+        if (w.ok()) {                          // reconnects), or the old backend still runs: ask again
+          w.next_connect_at = Clock::now() + kInDoubtPoll;
+          wait_for_retry(w);
+        }
+        continue;
+      }
+      doubt_xid = 0;
+      if (verdict == InDoubt::committed) {
+        outcome = CopyOutcome{};
+        outcome.committed = outcome.answered = true;
+        break;
+      }
+    }
     if (mode == ConflictMode::error && !spooled) {
-      outcome = write_rows(parts);
+      int64_t xid = 0;
+      const int pid = PQbackendPID(w.conn);
+      outcome = write_rows(parts, &xid);
+      if (!outcome.committed && !outcome.answered && xid != 0) {
+        doubt_xid = xid;
+        doubt_pid = pid;
+        stats_.commits_in_doubt.fetch_add(1, std::memory_order_relaxed);
+      }
     } else if (mode == ConflictMode::error) {
       outcome = run_command(w.conn, "BEGIN");
       if (outcome.committed && claim_spool_ids(outcome)) {

@@ -3,13 +3,16 @@
 //   Batcher ── push(Batch) ──► bounded queue ──► writer thread 1..N (one libpq connection each)
 //              (blocks when full:                    │
 //               back-pressure)                        ▼
-//     COPY <table> (<columns of mask>) FROM STDIN (FORMAT binary)
+//     SELECT txid_current(); COPY <table> (<columns of mask>) FROM STDIN (FORMAT binary)
 //       19-byte header · every block's tuples as-is (one PQputCopyData each) · int16 -1 trailer
-//                                                     │  autocommit: one transaction per COPY
-//                                                     ▼
+//                                                     │  one simple query: one implicit transaction
+//                                                     ▼  per COPY, whose id comes back first
 //     committed ──► Ack::complete(committed, rows) for every block
 //     retry-the-batch (08xxx, 57P01-57P03, 40001, 40P01, 53xxx, 55P03, 57014, no result) ──►
-//         reconnect with capped jittered backoff, retry the same batch (never dropped)
+//         reconnect with capped jittered backoff, retry the same batch (never dropped). When the
+//         connection broke with no answer (the COPY may have committed), first txid_status(id) on
+//         the new connection: committed ──► ack, not written again; aborted ──► retry; in progress
+//         ──► end the old backend (pg_terminate_backend, if it still runs that transaction), ask again
 //     row-level (22xxx data, 23xxx integrity) ──► bad-row isolation, in ONE transaction:
 //         BEGIN · bisect the batch's tuples (SAVEPOINT · COPY half · RELEASE | ROLLBACK TO, recurse
 //         into a failing half down to single rows) · INSERT the rejected rows into
@@ -163,6 +166,9 @@ struct WriterStats {
   std::atomic<uint64_t> idempotent_blocks_skipped{0};  // blocks of a retried Idempotency-Key already stored
   std::atomic<uint64_t> idempotent_rows_skipped{0};    // their rows
   std::atomic<uint64_t> idle_splits{0};                // batches split between waiting writers
+  std::atomic<uint64_t> commits_in_doubt{0};        // autocommit COPYs whose answer was lost with the connection
+  std::atomic<uint64_t> in_doubt_committed{0};      // ... found committed (acknowledged, not written again)
+  std::atomic<uint64_t> in_doubt_written_again{0};  // ... found aborted or not knowable (written again)
 };
 
 class WriterPool : public BatchSink {
@@ -203,6 +209,11 @@ class WriterPool : public BatchSink {
   bool try_connect(Writer& w);
   void wait_for_retry(Writer& w);
   void drop_connection(Writer& w, const std::string& why);
+  // An autocommit COPY (transaction `xid`, backend `pid`) whose answer was lost with the connection:
+  // txid_status() on the live connection says whether the server committed it. `unresolved`: ask
+  // again (the connection broke, or the old backend still runs the transaction and was told to end).
+  enum class InDoubt { committed, not_committed, unresolved };
+  InDoubt resolve_in_doubt(Writer& w, int64_t xid, int pid);
 
   const Catalog& catalog_;
   const WriterOptions options_;

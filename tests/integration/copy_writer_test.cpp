@@ -18,6 +18,15 @@
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <stdexcept>
+
 #include "catalog/catalog.h"
 #include "catalog/row_encoder.h"
 #include "pg/connection.h"
@@ -612,6 +621,213 @@ TEST_F(CopyWriterTest, StopGivesUpOnUnreachableDatabaseWithShutdownAcks) {
   EXPECT_EQ(pool.stats().shutdown_blocks.load(), 3u);
   EXPECT_GE(pool.stats().connect_failures.load(), 2u);
   EXPECT_EQ(pool.stats().committed_rows[0].load(), 0u);
+}
+
+// A TCP proxy between the writer and PostgreSQL that loses the answer to one COPY, the way a
+// network cut does. It forwards the frontend's stream message by message (the StartupMessage first,
+// untyped; then type byte + length) and everything the server sends as it comes. At the first
+// CopyDone:
+//   after_commit      forwards it, reads (and drops) what the server answers up to ReadyForQuery —
+//                     the COPY's implicit transaction is then committed — and closes both sides;
+//   before_copy_done  drops it and closes only the writer's side: the old backend keeps waiting
+//                     for COPY data with its transaction open (until the writer ends it).
+// Later connections are forwarded unchanged.
+class CuttingProxy {
+ public:
+  enum class Cut { after_commit, before_copy_done };
+  CuttingProxy(int upstream_port, Cut cut) : upstream_port_(upstream_port), cut_(cut) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 8) != 0) {
+      throw std::runtime_error("proxy: bind/listen failed");
+    }
+    socklen_t len = sizeof a;
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~CuttingProxy() {
+    stopping_ = true;
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    ::close(listen_fd_);
+    acceptor_.join();
+    for (auto& t : sessions_) t.join();
+    for (int fd : held_) ::close(fd);
+  }
+  int port() const { return port_; }
+  bool cut_done() const { return cut_done_; }
+
+ private:
+  static bool write_all(int fd, const char* p, size_t n) {
+    while (n > 0) {
+      const ssize_t k = ::send(fd, p, n, MSG_NOSIGNAL);
+      if (k <= 0) return false;
+      p += k;
+      n -= static_cast<size_t>(k);
+    }
+    return true;
+  }
+  static uint32_t be32(const char* p) {
+    return (uint32_t(uint8_t(p[0])) << 24) | (uint32_t(uint8_t(p[1])) << 16) | (uint32_t(uint8_t(p[2])) << 8) |
+           uint32_t(uint8_t(p[3]));
+  }
+  void accept_loop() {
+    for (;;) {
+      const int client = ::accept(listen_fd_, nullptr, nullptr);
+      if (client < 0) return;
+      if (stopping_) {
+        ::close(client);
+        return;
+      }
+      const int server = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(static_cast<uint16_t>(upstream_port_));
+      if (::connect(server, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(server);
+        ::close(client);
+        continue;
+      }
+      sessions_.emplace_back([this, client, server] { serve(client, server); });
+    }
+  }
+  void serve(int client, int server) {
+    std::string fe;  // frontend bytes not forwarded yet (an incomplete message)
+    bool typed = false;
+    char buf[65536];
+    bool keep_server = false;
+    for (bool open = true; open && !stopping_;) {
+      pollfd p[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+      if (::poll(p, 2, 100) <= 0) continue;
+      if (p[1].revents != 0) {
+        const ssize_t n = ::recv(server, buf, sizeof buf, 0);
+        if (n <= 0 || !write_all(client, buf, static_cast<size_t>(n))) break;
+      }
+      if (p[0].revents == 0) continue;
+      const ssize_t n = ::recv(client, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      fe.append(buf, static_cast<size_t>(n));
+      for (;;) {  // whole frontend messages
+        const size_t head = typed ? 5 : 4;
+        if (fe.size() < head) break;
+        const size_t len = (typed ? 1 : 0) + be32(fe.data() + (typed ? 1 : 0));
+        if (fe.size() < len) break;
+        const bool copy_done = typed && fe[0] == 'c';
+        typed = true;
+        if (copy_done && !cut_done_.exchange(true)) {
+          if (cut_ == Cut::before_copy_done) {
+            keep_server = true;  // the backend waits for the rest of the COPY
+          } else {
+            write_all(server, fe.data(), len);
+            std::string be;  // the answer, dropped: up to ReadyForQuery ('Z')
+            for (bool ready = false; !ready;) {
+              const ssize_t k = ::recv(server, buf, sizeof buf, 0);
+              if (k <= 0) break;
+              be.append(buf, static_cast<size_t>(k));
+              for (size_t at = 0; at + 5 <= be.size() && !ready;) {
+                const size_t mlen = 1 + be32(be.data() + at + 1);
+                if (at + mlen > be.size()) break;
+                ready = be[at] == 'Z';
+                at += mlen;
+              }
+            }
+          }
+          open = false;
+          break;
+        }
+        if (!write_all(server, fe.data(), len)) {
+          open = false;
+          break;
+        }
+        fe.erase(0, len);
+      }
+    }
+    ::close(client);
+    if (keep_server) {
+      std::lock_guard<std::mutex> lock(held_mutex_);
+      held_.push_back(server);
+    } else {
+      ::close(server);
+    }
+  }
+
+  int upstream_port_;
+  Cut cut_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> cut_done_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> sessions_;  // accept_loop only
+  std::mutex held_mutex_;
+  std::vector<int> held_;
+};
+
+// The writer's URL through the proxy (no TLS or GSS negotiation: the StartupMessage comes first).
+std::string via_proxy(const std::string& db, int port) {
+  return "postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/" + db + "?sslmode=disable&gssencmode=disable";
+}
+
+// The COPY committed but its answer was lost with the connection: before, the writer wrote the batch
+// again and the rows were stored twice. Now it asks txid_status() of the COPY's transaction on the
+// new connection, finds it committed, and acknowledges without writing again.
+TEST_F(CopyWriterTest, ACommitWhoseAnswerIsLostIsRecognisedNotWrittenTwice) {
+  CuttingProxy proxy(shared_pg_server().port(), CuttingProxy::Cut::after_commit);
+  AckLog acks;
+  pg::WriterOptions o = options(1);
+  o.url = via_proxy(db_, proxy.port());
+  pg::WriterPool pool(catalog_, o);
+  pool.start();
+  std::vector<BlockPtr> blocks;
+  blocks.push_back(encode(0, 1000, acks.make()));
+  ASSERT_TRUE(pool.push(batch_of(std::move(blocks))));
+  ASSERT_TRUE(acks.wait_all());
+  pool.stop();
+  EXPECT_TRUE(proxy.cut_done());
+  EXPECT_EQ(acks.result(0).outcome, AckOutcome::committed);
+  EXPECT_EQ(acks.result(0).rows_committed, 1000u);
+  EXPECT_EQ(sql("SELECT count(*), count(DISTINCT seq) FROM readings"), "1000|1000");
+  const auto& s = pool.stats();
+  EXPECT_EQ(s.commits_in_doubt.load(), 1u);
+  EXPECT_EQ(s.in_doubt_committed.load(), 1u);
+  EXPECT_EQ(s.in_doubt_written_again.load(), 0u);
+  EXPECT_EQ(s.committed_rows[0].load(), 1000u);
+  EXPECT_GE(s.connection_losses.load(), 1u);
+}
+
+// The connection broke before the COPY was complete, and the old backend does not notice (it keeps
+// waiting for COPY data, its transaction open, as behind a network cut): txid_status() says
+// "in progress", the writer ends that backend, sees the transaction aborted and writes the batch
+// again — once.
+TEST_F(CopyWriterTest, AnUnfinishedCopyBehindACutIsEndedAndWrittenOnce) {
+  CuttingProxy proxy(shared_pg_server().port(), CuttingProxy::Cut::before_copy_done);
+  AckLog acks;
+  pg::WriterOptions o = options(1);
+  o.url = via_proxy(db_, proxy.port());
+  pg::WriterPool pool(catalog_, o);
+  pool.start();
+  std::vector<BlockPtr> blocks;
+  blocks.push_back(encode(0, 1000, acks.make()));
+  ASSERT_TRUE(pool.push(batch_of(std::move(blocks))));
+  ASSERT_TRUE(acks.wait_all());
+  pool.stop();
+  EXPECT_TRUE(proxy.cut_done());
+  EXPECT_EQ(acks.result(0).outcome, AckOutcome::committed);
+  EXPECT_EQ(sql("SELECT count(*), count(DISTINCT seq) FROM readings"), "1000|1000");
+  const auto& s = pool.stats();
+  EXPECT_EQ(s.commits_in_doubt.load(), 1u);
+  EXPECT_EQ(s.in_doubt_committed.load(), 0u);
+  EXPECT_EQ(s.in_doubt_written_again.load(), 1u);
+  // The old backend was ended by the writer, not left waiting.
+  EXPECT_EQ(sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                "query LIKE '%COPY%readings%' AND pid <> pg_backend_pid()"),
+            "0");
 }
 
 TEST(CopyWriterClassify, SqlstateClasses) {

@@ -774,56 +774,73 @@ std::string via_proxy(const std::string& db, int port) {
   return "postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/" + db + "?sslmode=disable&gssencmode=disable";
 }
 
+// What one 1000-row batch through a CuttingProxy came to.
+struct CutRun {
+  bool acked = false;
+  bool cut_done = false;
+  AckResult ack;
+  uint64_t in_doubt = 0, in_doubt_committed = 0, in_doubt_written_again = 0, committed_rows = 0,
+           connection_losses = 0;
+};
+
+class CopyWriterCutTest : public CopyWriterTest {
+ protected:
+  // One writer connected through a CuttingProxy, one batch of 1000 rows (seq 0..999), then stop().
+  CutRun write_through_cut(CuttingProxy::Cut cut) {
+    CuttingProxy proxy(shared_pg_server().port(), cut);
+    AckLog acks;
+    pg::WriterOptions o = options(1);
+    o.url = via_proxy(db_, proxy.port());
+    pg::WriterPool pool(catalog_, o);
+    pool.start();
+    std::vector<BlockPtr> blocks;
+    blocks.push_back(encode(0, 1000, acks.make()));
+    CutRun run;
+    if (!pool.push(batch_of(std::move(blocks)))) return run;
+    run.acked = acks.wait_all();
+    pool.stop();
+    run.cut_done = proxy.cut_done();
+    if (run.acked) run.ack = acks.result(0);
+    const auto& s = pool.stats();
+    run.in_doubt = s.commits_in_doubt.load();
+    run.in_doubt_committed = s.in_doubt_committed.load();
+    run.in_doubt_written_again = s.in_doubt_written_again.load();
+    run.committed_rows = s.committed_rows[0].load();
+    run.connection_losses = s.connection_losses.load();
+    return run;
+  }
+};
+
 // The COPY committed but its answer was lost with the connection: before, the writer wrote the batch
 // again and the rows were stored twice. Now it asks txid_status() of the COPY's transaction on the
 // new connection, finds it committed, and acknowledges without writing again.
-TEST_F(CopyWriterTest, ACommitWhoseAnswerIsLostIsRecognisedNotWrittenTwice) {
-  CuttingProxy proxy(shared_pg_server().port(), CuttingProxy::Cut::after_commit);
-  AckLog acks;
-  pg::WriterOptions o = options(1);
-  o.url = via_proxy(db_, proxy.port());
-  pg::WriterPool pool(catalog_, o);
-  pool.start();
-  std::vector<BlockPtr> blocks;
-  blocks.push_back(encode(0, 1000, acks.make()));
-  ASSERT_TRUE(pool.push(batch_of(std::move(blocks))));
-  ASSERT_TRUE(acks.wait_all());
-  pool.stop();
-  EXPECT_TRUE(proxy.cut_done());
-  EXPECT_EQ(acks.result(0).outcome, AckOutcome::committed);
-  EXPECT_EQ(acks.result(0).rows_committed, 1000u);
+TEST_F(CopyWriterCutTest, ACommitWhoseAnswerIsLostIsRecognisedNotWrittenTwice) {
+  const CutRun run = write_through_cut(CuttingProxy::Cut::after_commit);
+  ASSERT_TRUE(run.acked);
+  EXPECT_TRUE(run.cut_done);
+  EXPECT_EQ(run.ack.outcome, AckOutcome::committed);
+  EXPECT_EQ(run.ack.rows_committed, 1000u);
   EXPECT_EQ(sql("SELECT count(*), count(DISTINCT seq) FROM readings"), "1000|1000");
-  const auto& s = pool.stats();
-  EXPECT_EQ(s.commits_in_doubt.load(), 1u);
-  EXPECT_EQ(s.in_doubt_committed.load(), 1u);
-  EXPECT_EQ(s.in_doubt_written_again.load(), 0u);
-  EXPECT_EQ(s.committed_rows[0].load(), 1000u);
-  EXPECT_GE(s.connection_losses.load(), 1u);
+  EXPECT_EQ(run.in_doubt, 1u);
+  EXPECT_EQ(run.in_doubt_committed, 1u);
+  EXPECT_EQ(run.in_doubt_written_again, 0u);
+  EXPECT_EQ(run.committed_rows, 1000u);
+  EXPECT_GE(run.connection_losses, 1u);
 }
 
 // The connection broke before the COPY was complete, and the old backend does not notice (it keeps
 // waiting for COPY data, its transaction open, as behind a network cut): txid_status() says
 // "in progress", the writer ends that backend, sees the transaction aborted and writes the batch
 // again — once.
-TEST_F(CopyWriterTest, AnUnfinishedCopyBehindACutIsEndedAndWrittenOnce) {
-  CuttingProxy proxy(shared_pg_server().port(), CuttingProxy::Cut::before_copy_done);
-  AckLog acks;
-  pg::WriterOptions o = options(1);
-  o.url = via_proxy(db_, proxy.port());
-  pg::WriterPool pool(catalog_, o);
-  pool.start();
-  std::vector<BlockPtr> blocks;
-  blocks.push_back(encode(0, 1000, acks.make()));
-  ASSERT_TRUE(pool.push(batch_of(std::move(blocks))));
-  ASSERT_TRUE(acks.wait_all());
-  pool.stop();
-  EXPECT_TRUE(proxy.cut_done());
-  EXPECT_EQ(acks.result(0).outcome, AckOutcome::committed);
+TEST_F(CopyWriterCutTest, AnUnfinishedCopyBehindACutIsEndedAndWrittenOnce) {
+  const CutRun run = write_through_cut(CuttingProxy::Cut::before_copy_done);
+  ASSERT_TRUE(run.acked);
+  EXPECT_TRUE(run.cut_done);
+  EXPECT_EQ(run.ack.outcome, AckOutcome::committed);
   EXPECT_EQ(sql("SELECT count(*), count(DISTINCT seq) FROM readings"), "1000|1000");
-  const auto& s = pool.stats();
-  EXPECT_EQ(s.commits_in_doubt.load(), 1u);
-  EXPECT_EQ(s.in_doubt_committed.load(), 0u);
-  EXPECT_EQ(s.in_doubt_written_again.load(), 1u);
+  EXPECT_EQ(run.in_doubt, 1u);
+  EXPECT_EQ(run.in_doubt_committed, 0u);
+  EXPECT_EQ(run.in_doubt_written_again, 1u);
   // The old backend was ended by the writer, not left waiting (its entry may outlive the abort by a
   // moment while it exits: look for up to 5 s).
   std::string stuck;

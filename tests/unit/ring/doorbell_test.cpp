@@ -108,25 +108,36 @@ TEST(Doorbell, BecameIdleWakesAConsumerThatWaitsForAnIdleWriter) {
   EXPECT_TRUE(woke);
 }
 
+// A consumer thread that asked neither for pushes nor for idle writers and sleeps (deadline far
+// beyond the test's timeout) once the constructor returns.
+struct UninterestedSleeper {
+  explicit UninterestedSleeper(Doorbell& bell) : thread([this, &bell] {
+    bell.prepare(false, false);
+    prepared = true;
+    woke = bell.wait_until(Doorbell::Clock::now() + 1h);
+  }) {
+    while (!prepared) std::this_thread::yield();
+    std::this_thread::sleep_for(50ms);  // in wait_until by now
+  }
+  bool join() {
+    thread.join();
+    return woke;
+  }
+  std::atomic<bool> prepared{false}, woke{false};
+  std::thread thread;
+};
+
 // became_idle() without wake_on_idle and with no push since prepare(): no wake-up, but the next
 // (ordinary) push wakes the consumer, which had not asked for pushes when it fell asleep.
 TEST(Doorbell, BecameIdleWithNothingPendingOnlyArmsPushes) {
   Doorbell bell;
-  std::atomic<bool> prepared{false}, woke{false};
-  std::thread consumer([&] {
-    bell.prepare(false, false);
-    prepared = true;
-    woke = bell.wait_until(Doorbell::Clock::now() + 1h);
-  });
-  while (!prepared) std::this_thread::yield();
-  std::this_thread::sleep_for(50ms);  // the consumer sleeps
+  UninterestedSleeper consumer(bell);
   bell.became_idle();
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(bell.wakes(), 0u);
-  EXPECT_FALSE(woke);
+  EXPECT_FALSE(consumer.woke);
   bell.pushed(false);
-  consumer.join();
-  EXPECT_TRUE(woke);
+  EXPECT_TRUE(consumer.join());
   EXPECT_EQ(bell.wakes(), 1u);
 }
 
@@ -134,20 +145,12 @@ TEST(Doorbell, BecameIdleWithNothingPendingOnlyArmsPushes) {
 // becomes idle afterwards: became_idle() sees the count moved since prepare() and wakes.
 TEST(Doorbell, BecameIdleWakesForAPushThatCameBefore) {
   Doorbell bell;
-  std::atomic<bool> prepared{false}, woke{false};
-  std::thread consumer([&] {
-    bell.prepare(false, false);
-    prepared = true;
-    woke = bell.wait_until(Doorbell::Clock::now() + 1h);
-  });
-  while (!prepared) std::this_thread::yield();
-  std::this_thread::sleep_for(50ms);
+  UninterestedSleeper consumer(bell);
   bell.pushed(false);  // not wanted: no wake-up
   std::this_thread::sleep_for(50ms);
   EXPECT_EQ(bell.wakes(), 0u);
   bell.became_idle();
-  consumer.join();
-  EXPECT_TRUE(woke);
+  EXPECT_TRUE(consumer.join());
 }
 
 // The batcher's protocol with a writer that becomes idle while a producer pushes, both racing the

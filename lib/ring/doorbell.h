@@ -1,5 +1,5 @@
 // ring/doorbell.h — wakes the one consumer thread (the batcher) when it sleeps, and costs the
-// producers nothing but a fence and a load while it is awake.
+// producers nothing but a counter increment, a fence and a load while it is awake.
 //
 //   consumer:  prepare(wake_on_push, wake_on_idle) ─► look for work once more ─► wait_until(deadline) | cancel()
 //   producer:  publish (ring push) ─► pushed(urgent)      writer: became_idle()      control: ring()

@@ -24,7 +24,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto kIdleCheckInterval = std::chrono::seconds(1);  // idle writers probe their socket
 constexpr auto kFailureLogInterval = std::chrono::seconds(10);
 constexpr auto kInDoubtPoll = std::chrono::milliseconds(100);  // asking again for an in-doubt COPY's outcome
 constexpr size_t kMaxPutCopyChunk = size_t{1} << 30;          // PQputCopyData takes an int length
@@ -420,7 +419,7 @@ void WriterPool::run(Writer& w) {
     stats_.connected_writers.fetch_add(1, std::memory_order_relaxed);
     for (;;) {
       Batch batch;
-      const PopResult got = pop(batch, Clock::now() + kIdleCheckInterval, true);
+      const PopResult got = pop(batch, Clock::now() + options_.idle_check_interval, true);
       if (got == PopResult::done) break;
       if (got == PopResult::batch) discard_batch(batch);
     }
@@ -429,7 +428,7 @@ void WriterPool::run(Writer& w) {
   }
   try_connect(w);  // on this thread, so start() never waits for the database
   for (;;) {
-    auto wait_until = Clock::now() + kIdleCheckInterval;
+    auto wait_until = Clock::now() + options_.idle_check_interval;
     if (!w.conn) wait_until = std::min(wait_until, std::max(w.next_connect_at, Clock::now()));
     Batch batch;
     const PopResult got = pop(batch, wait_until, w.conn != nullptr);

@@ -69,6 +69,9 @@ struct WriterOptions {
   std::chrono::milliseconds reconnect_max{5000};     // ... doubling up to this (each jittered to 50-100%)
   std::chrono::milliseconds stop_timeout{30000};     // stop(): how long to keep retrying a dead database
   std::chrono::seconds connect_timeout{5};           // libpq connect_timeout (the URL may override)
+  // How often a writer with nothing to do leaves its wait to notice a connection the server closed
+  // (for /readyz) or to retry connecting. While it does, it is not counted as waiting (no split).
+  std::chrono::milliseconds idle_check_interval{1000};
   std::string application_name = "sluiced-writer";
   uint32_t merge_max_rows = 100000;                  // queued batches of one table are merged up to this
   // A batch taken while other connected writers wait and nothing else is queued is split between

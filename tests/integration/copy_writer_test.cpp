@@ -305,7 +305,9 @@ TEST_F(CopyWriterTest, NullSinkAcksCommittedAndCountsWithoutTheDatabase) {
 TEST_F(CopyWriterTest, ABatchIsSharedWithAWaitingWriter) {
   shared_pg_server().psql(db_, read_migration("006_dead_letter.sql"));
   AckLog acks;
-  pg::WriterPool pool(catalog_, options(2));
+  pg::WriterOptions o = options(2);
+  o.idle_check_interval = 1h;  // no idle probe takes a writer out of its wait between check and push
+  pg::WriterPool pool(catalog_, o);
   pool.start();
   auto both_waiting = [&] {
     for (int i = 0; i < 2000 && pool.waiting_writers() < 2; ++i) std::this_thread::sleep_for(5ms);
@@ -356,7 +358,6 @@ TEST_F(CopyWriterTest, ABatchIsSharedWithAWaitingWriter) {
   EXPECT_EQ(sql("SELECT count(*), count(DISTINCT seq), max(seq) FROM readings"), "3398|3398|3398");
 
   // With split_min_rows 0 the pool never splits.
-  pg::WriterOptions o = options(2);
   o.split_min_rows = 0;
   pg::WriterPool whole(catalog_, o);
   whole.start();
@@ -407,6 +408,7 @@ TEST_F(CopyWriterTest, ASharedBatchOfAKeyedTableKeepsEachKeysOrder) {
     AckLog acks;
     pg::WriterOptions o = options(2);
     o.conflict = {mode};
+    o.idle_check_interval = 1h;  // see ABatchIsSharedWithAWaitingWriter
     pg::WriterPool pool(catalog, o);
     pool.start();
     for (int i = 0; i < 2000 && pool.waiting_writers() < 2; ++i) std::this_thread::sleep_for(5ms);

@@ -798,7 +798,7 @@ bool RowEncoder::put_float(int column, std::string_view t, bool special_names) {
   return true;
 }
 
-bool RowEncoder::put_float_value(int column, std::string_view text, double exact) {
+bool RowEncoder::put_float_value(int column, std::string_view text, double exact, NumberKind kind) {
   if (static_cast<size_t>(column) < slots_.size()) {
     const PgType type = table_->columns[column].type;
     if (type == PgType::float8) {
@@ -818,7 +818,7 @@ bool RowEncoder::put_float_value(int column, std::string_view text, double exact
       return true;
     }
   }
-  return put_number(column, text, NumberKind::floating);
+  return put_number(column, text, kind);
 }
 
 bool RowEncoder::put_integer(int column, std::string_view t) {

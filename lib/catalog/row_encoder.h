@@ -66,11 +66,11 @@ class RowEncoder {
   bool put_null(int column);
   bool put_string(int column, std::string_view unescaped);
   bool put_number(int column, std::string_view text, NumberKind kind = NumberKind::any);
-  // put_number(column, text, NumberKind::floating) for a `text` whose correctly rounded double is
-  // already known (`exact`, e.g. from exact_decimal_double of core/decimal_double.h, as the line
-  // protocol scanner computes it): float8 and float4 columns take it without parsing the text again;
-  // every other column, and a float4 halfway case, goes through the text as put_number does.
-  bool put_float_value(int column, std::string_view text, double exact);
+  // put_number(column, text, kind) for a `text` whose correctly rounded double is already known
+  // (`exact`, e.g. from exact_decimal_double of core/decimal_double.h, as the line protocol and JSON
+  // scanners compute it): float8 and float4 columns take it without parsing the text again; every
+  // other column, and a float4 halfway case, goes through the text as put_number does.
+  bool put_float_value(int column, std::string_view text, double exact, NumberKind kind = NumberKind::floating);
   bool put_bool(int column, bool value);
   bool put_json(int column, std::string_view json_text);  // raw JSON object/array, json/jsonb/text only
   // Unix epoch microseconds (e.g. a line protocol timestamp): the same checks and result as

@@ -6,9 +6,9 @@
 //
 // Clinger's fast path: m and 10^|e| are both exact doubles, so one multiplication or division is
 // rounded once, to nearest even, and the result equals std::from_chars of the text. Used by the
-// RowEncoder (float8/float4 columns, exact_decimal_double) and by the line protocol scanner, which checks
-// and converts a float field in one pass (scan_float_text) and hands the double to the encoder
-// (RowEncoder::put_float_value).
+// RowEncoder (float8/float4 columns, exact_decimal_double) and by the line protocol and JSON parsers,
+// which check and convert a number in one pass (scan_float_text, scan_json_number) and hand the double
+// to the encoder (RowEncoder::put_float_value).
 #pragma once
 
 #include <cfloat>
@@ -43,6 +43,20 @@ inline const char* digit_run(const char* p, const char* e, uint64_t& m_io) {
 // 10^0 .. 10^22: the powers of ten that are exact doubles.
 inline constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+// The end of a one-pass scan (scan_float_text, scan_json_number) of valid text: 2 with `out` set when
+// the mantissa `m` of `digits` digits (`frac` of them after the point) and the written exponent
+// (`exp10`, `exp_digits` digits) are within the fast path's limits, else 1.
+inline int scanned_value(uint64_t m, size_t digits, size_t frac, int exp10, size_t exp_digits, bool negative,
+                         double& out) {
+  if (digits > 19 || exp_digits > 4) return 1;
+  exp10 -= static_cast<int>(frac);
+  if (m > (uint64_t{1} << 53) || exp10 < -22 || exp10 > 22) return 1;
+  double v = static_cast<double>(m);
+  v = exp10 < 0 ? v / kPow10[-exp10] : v * kPow10[exp10];
+  out = negative ? -v : v;
+  return 2;
+}
 
 }  // namespace decimal_detail
 
@@ -128,13 +142,51 @@ inline int scan_float_text(std::string_view t, double& out) {
     if (eneg) exp10 = -exp10;
   }
   if (p != e) return 0;
-  if (digits > 19 || exp_digits > 4) return 1;
-  exp10 -= static_cast<int>(frac);
-  if (m > (uint64_t{1} << 53) || exp10 < -22 || exp10 > 22) return 1;
-  double v = static_cast<double>(m);
-  v = exp10 < 0 ? v / decimal_detail::kPow10[-exp10] : v * decimal_detail::kPow10[exp10];
-  out = negative ? -v : v;
-  return 2;
+  return decimal_detail::scanned_value(m, digits, frac, exp10, exp_digits, negative, out);
+}
+
+// JSON number text (RFC 8259) -?(0|[1-9]digits)(.digits)?([eE][+-]?digits)?, checked and converted in
+// one pass like scan_float_text: 0 when `t` is not a JSON number, 1 when it is but outside the fast
+// path, 2 when it is and `out` holds its correctly rounded double (exactly exact_decimal_double's).
+inline int scan_json_number(std::string_view t, double& out) {
+  const char* p = t.data();
+  const char* const e = p + t.size();
+  const bool negative = p < e && *p == '-';
+  if (negative) ++p;
+  if (p == e) return 0;
+  uint64_t m = 0;  // wraps past 19 digits; then the fast path is not taken
+  size_t digits = 1;
+  if (*p == '0') {
+    ++p;  // no more integer digits may follow a leading zero
+  } else {
+    const char* const int_begin = p;
+    for (unsigned d; p < e && (d = static_cast<unsigned char>(*p - '0')) < 10; ++p) m = m * 10 + d;
+    digits = static_cast<size_t>(p - int_begin);
+    if (digits == 0) return 0;
+  }
+  size_t frac = 0;
+  if (p < e && *p == '.') {
+    ++p;
+    const char* const frac_begin = p;
+    for (unsigned d; p < e && (d = static_cast<unsigned char>(*p - '0')) < 10; ++p) m = m * 10 + d;
+    frac = static_cast<size_t>(p - frac_begin);
+    if (frac == 0) return 0;
+    digits += frac;
+  }
+  int exp10 = 0;
+  size_t exp_digits = 0;
+  if (p < e && (*p == 'e' || *p == 'E')) {
+    ++p;
+    const bool eneg = p < e && *p == '-';
+    if (p < e && (*p == '-' || *p == '+')) ++p;
+    for (unsigned d; p < e && (d = static_cast<unsigned char>(*p - '0')) < 10; ++p, ++exp_digits) {
+      if (exp_digits < 4) exp10 = exp10 * 10 + static_cast<int>(d);
+    }
+    if (exp_digits == 0) return 0;
+    if (eneg) exp10 = -exp10;
+  }
+  if (p != e) return 0;
+  return decimal_detail::scanned_value(m, digits, frac, exp10, exp_digits, negative, out);
 }
 
 // The double of exact_decimal_double() rounded to float, when that is the correctly rounded float of

@@ -1,6 +1,8 @@
 // ingest/parse/json_check.cpp — see json_check.h.
 #include "ingest/parse/json_check.h"
 
+#include "core/decimal_double.h"
+
 namespace sluice {
 namespace {
 
@@ -232,31 +234,8 @@ bool json_check(std::string_view text, size_t& error_offset, const char** what, 
 }
 
 bool is_json_number_token(std::string_view t) {
-  size_t i = 0;
-  const size_t n = t.size();
-  if (i < n && t[i] == '-') ++i;
-  if (i >= n) return false;
-  if (t[i] == '0') {
-    ++i;
-  } else if (is_digit(t[i])) {
-    while (i < n && is_digit(t[i])) ++i;
-  } else {
-    return false;
-  }
-  if (i < n && t[i] == '.') {
-    ++i;
-    const size_t start = i;
-    while (i < n && is_digit(t[i])) ++i;
-    if (i == start) return false;
-  }
-  if (i < n && (t[i] == 'e' || t[i] == 'E')) {
-    ++i;
-    if (i < n && (t[i] == '+' || t[i] == '-')) ++i;
-    const size_t start = i;
-    while (i < n && is_digit(t[i])) ++i;
-    if (i == start) return false;
-  }
-  return i == n;
+  double ignored;
+  return scan_json_number(t, ignored) != 0;
 }
 
 }  // namespace sluice

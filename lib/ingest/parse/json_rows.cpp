@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include "core/decimal_double.h"
 #include "ingest/parse/json_check.h"
 #include "ingest/parse/row_blocks.h"
 
@@ -260,9 +261,14 @@ class Run {
         break;
       }
       case od::json_type::number: {
+        // Checked and, when short, converted in one pass (float columns then skip the text).
         const std::string_view token = trim_right(v.raw_json_token());
-        if (!is_json_number_token(token)) return syntax("invalid number");
-        if (put) ok = enc_.put_number(column, token);
+        double number = 0;
+        const int form = scan_json_number(token, number);
+        if (form == 0) return syntax("invalid number");
+        if (put) {
+          ok = form == 2 ? enc_.put_float_value(column, token, number, NumberKind::any) : enc_.put_number(column, token);
+        }
         break;
       }
       case od::json_type::boolean: {

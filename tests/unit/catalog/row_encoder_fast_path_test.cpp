@@ -83,6 +83,7 @@ class FloatFastPath : public ::testing::Test {
     RowEncoder e8(f8_), e4(f4_);
     const std::string got8 = encode_number(e8, text), got4 = encode_number(e4, text);
     check_line_protocol_path(text, e8, e4, got8, got4);
+    check_json_path(text, e8, e4, got8, got4);
     const std::string want8 = reference<double>(text), want4 = reference<float>(text);
     if (want8 == "ERR") {
       EXPECT_EQ(got8.rfind("ERR:", 0), 0u) << "float8 " << text << " gave " << got8;
@@ -110,19 +111,37 @@ class FloatFastPath : public ::testing::Test {
     EXPECT_EQ(form == 2, fast) << text;
     if (form != 2) return;
     EXPECT_EQ(std::memcmp(&scanned, &exact, 8), 0) << text;
-    auto via_value = [&](RowEncoder& enc) {
-      enc.begin_row();
-      if (!enc.put_float_value(0, text, scanned)) return "ERR:" + enc.error();
-      std::vector<char> out;
-      uint64_t mask = 0;
-      int64_t mn = INT64_MAX, mx = INT64_MIN;
-      if (!enc.end_row(out, mask, mn, mx)) return "ERR(end):" + enc.error();
-      const auto rows = decode_all(out);
-      if (rows.size() != 1 || rows[0].fields.size() != 1) return std::string("BAD TUPLE");
-      return hex(rows[0].fields[0]);
-    };
-    EXPECT_EQ(via_value(e8), want8) << "float8 put_float_value " << text;
-    EXPECT_EQ(via_value(e4), want4) << "float4 put_float_value " << text;
+    EXPECT_EQ(via_value(e8, text, scanned, NumberKind::floating), want8) << "float8 put_float_value " << text;
+    EXPECT_EQ(via_value(e4, text, scanned, NumberKind::floating), want4) << "float4 put_float_value " << text;
+  }
+
+  // The JSON path: scan_json_number recognises exactly RFC 8259 number text, its fast form is
+  // exact_decimal_double's, and put_float_value(NumberKind::any) with it gives what put_number gives.
+  void check_json_path(std::string_view text, RowEncoder& e8, RowEncoder& e4, const std::string& want8,
+                       const std::string& want4) {
+    static const std::regex json_number(R"(-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?)");
+    double scanned = 0, exact = 0;
+    const int form = scan_json_number(text, scanned);
+    EXPECT_EQ(form != 0, std::regex_match(text.begin(), text.end(), json_number)) << "json " << text;
+    if (form == 0) return;
+    EXPECT_EQ(form == 2, exact_decimal_double(text, exact)) << "json " << text;
+    if (form != 2) return;
+    EXPECT_EQ(std::memcmp(&scanned, &exact, 8), 0) << "json " << text;
+    EXPECT_EQ(via_value(e8, text, scanned, NumberKind::any), want8) << "float8 json put_float_value " << text;
+    EXPECT_EQ(via_value(e4, text, scanned, NumberKind::any), want4) << "float4 json put_float_value " << text;
+  }
+
+  // The field bytes of put_float_value(0, text, v, kind), or "ERR:" + the error message.
+  static std::string via_value(RowEncoder& enc, std::string_view text, double v, NumberKind kind) {
+    enc.begin_row();
+    if (!enc.put_float_value(0, text, v, kind)) return "ERR:" + enc.error();
+    std::vector<char> out;
+    uint64_t mask = 0;
+    int64_t mn = INT64_MAX, mx = INT64_MIN;
+    if (!enc.end_row(out, mask, mn, mx)) return "ERR(end):" + enc.error();
+    const auto rows = decode_all(out);
+    if (rows.size() != 1 || rows[0].fields.size() != 1) return std::string("BAD TUPLE");
+    return hex(rows[0].fields[0]);
   }
 
   TableSchema f8_, f4_;
@@ -196,8 +215,8 @@ TEST_F(FloatFastPath, Float4HalfwayPointsOfEveryBinade) {
 }
 
 // put_float_value on columns that are not float8/float4 (and on bad column indexes, a column given
-// twice, a float4 halfway point) gives what put_number(text, NumberKind::floating) gives: the same
-// bytes or the same error.
+// twice, a float4 halfway point) gives what put_number(text, kind) gives: the same bytes or the same
+// error, for line protocol floats (floating) and JSON numbers (any).
 TEST(FloatValue, SameAsPutNumberOnEveryColumnType) {
   TableSchema t;
   t.name = "t";
@@ -217,24 +236,34 @@ TEST(FloatValue, SameAsPutNumberOnEveryColumnType) {
   const char* const texts[] = {"0",      "-0",   "1.5",  "-20000.125", "16777217", "1e22", "1e-22", "123e20",
                                "5.",     ".5",   "-.5",  "70000",      "1234.567", "3.0",  "1e5",   "40000",
                                "1e-5",   "999.995", "33554435", "9007199254740992", "1.000000059604644"};
+  int json_texts = 0;
   for (const char* text : texts) {
     double v = 0;
     ASSERT_EQ(scan_float_text(text, v), 2) << text;
-    for (int c = -1; c <= ncols; ++c) {
-      for (int twice = 0; twice < 2; ++twice) {
-        RowEncoder a(t), b(t);
-        a.begin_row();
-        b.begin_row();
-        if (twice && c >= 0 && c < ncols) {  // the column already has a value
-          ASSERT_TRUE(a.put_null(c));
-          ASSERT_TRUE(b.put_null(c));
+    // Line protocol floats (kind floating) and, where the text is a JSON number, JSON (kind any).
+    double json_v = 0;
+    const bool json = scan_json_number(text, json_v) == 2;
+    json_texts += json;
+    for (const NumberKind kind : {NumberKind::floating, NumberKind::any}) {
+      if (kind == NumberKind::any && !json) continue;
+      for (int c = -1; c <= ncols; ++c) {
+        for (int twice = 0; twice < 2; ++twice) {
+          RowEncoder a(t), b(t);
+          a.begin_row();
+          b.begin_row();
+          if (twice && c >= 0 && c < ncols) {  // the column already has a value
+            ASSERT_TRUE(a.put_null(c));
+            ASSERT_TRUE(b.put_null(c));
+          }
+          const std::string want = put_outcome(a, a.put_number(c, text, kind));
+          const std::string got = put_outcome(b, b.put_float_value(c, text, v, kind));
+          EXPECT_EQ(got, want) << "column " << c << " text " << text << " twice " << twice << " kind "
+                               << static_cast<int>(kind);
         }
-        const std::string want = put_outcome(a, a.put_number(c, text, NumberKind::floating));
-        const std::string got = put_outcome(b, b.put_float_value(c, text, v));
-        EXPECT_EQ(got, want) << "column " << c << " text " << text << " twice " << twice;
       }
     }
   }
+  EXPECT_GE(json_texts, 15);
 }
 
 // The table-driven UUID parser against a plain reference: every accepted form, a bad byte at every

@@ -1,5 +1,6 @@
 #include "ingest/udp/udp_listener.h"
 
+#include <linux/sock_diag.h>  // SK_MEMINFO_*
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -68,13 +69,36 @@ struct UdpListener::Impl : std::enable_shared_from_this<UdpListener::Impl> {
           c->cmsg_len >= CMSG_LEN(sizeof(std::uint32_t))) {
         std::uint32_t dropped;
         std::memcpy(&dropped, CMSG_DATA(c), sizeof dropped);
-        // The kernel reports the socket's cumulative drop count (wrapping at 2^32).
-        if (dropped != last_drop_count) {
-          kernel_drops_delta += static_cast<std::uint32_t>(dropped - last_drop_count);
-          last_drop_count = dropped;
-        }
+        // The kernel reports the socket's cumulative drop count at the datagram's enqueue time.
+        advance_drops(dropped);
       }
     }
+  }
+
+  // The socket's cumulative drop count (sk_drops, wrapping at 2^32) from a datagram's SO_RXQ_OVFL
+  // or from SO_MEMINFO: counts the part not yet counted. A datagram queued before the last
+  // SO_MEMINFO read carries an older (smaller) count, which is ignored.
+  void advance_drops(std::uint32_t dropped) {
+    const auto ahead = static_cast<std::int32_t>(dropped - last_drop_count);
+    if (ahead > 0) {
+      kernel_drops_delta += static_cast<std::uint32_t>(ahead);
+      last_drop_count = dropped;
+    }
+  }
+
+  // With the queue drained: drops that happened after the last datagram read are reported by
+  // SO_RXQ_OVFL only with the next datagram, which may not come for a long time (or ever); read the
+  // counter itself so that every drop is counted once the queue is empty.
+  void sync_drops(int fd) {
+    std::uint32_t info[SK_MEMINFO_VARS] = {};
+    socklen_t length = sizeof info;
+    if (::getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, &length) != 0 ||
+        length < (SK_MEMINFO_DROPS + 1) * sizeof(std::uint32_t)) {
+      return;  // not supported: the drops of the last burst are counted with the next datagram
+    }
+    kernel_drops_delta = 0;
+    advance_drops(info[SK_MEMINFO_DROPS]);
+    if (kernel_drops_delta) stats.kernel_drops.fetch_add(kernel_drops_delta, std::memory_order_relaxed);
   }
 
   bool allowed(const sockaddr_storage& source, socklen_t length) const {
@@ -100,6 +124,8 @@ struct UdpListener::Impl : std::enable_shared_from_this<UdpListener::Impl> {
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
           stats.recv_errors.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          sync_drops(fd);
         }
         wait();
         return;

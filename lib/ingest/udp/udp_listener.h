@@ -3,12 +3,15 @@
 //   socket (non-blocking, SO_RCVBUF[FORCE], SO_RXQ_OVFL, SO_REUSEPORT)
 //     ── async_wait(read) ──► recvmmsg(MSG_DONTWAIT) × up to 16 batches of `batch` datagrams
 //     ── DatagramHandler::on_datagram(data, size, capacity = max_datagram_bytes + 64) per datagram
-//     ── EAGAIN: wait again │ still busy after 16 batches: post to let the io_context breathe
+//     ── EAGAIN: read the drop counter (SO_MEMINFO), wait again │ still busy after 16 batches: post
+//        to let the io_context breathe
 //
 // One listener lives on one io_context (one IO thread) and calls its handler only there. Buffers,
 // mmsghdr/iovec arrays and control buffers are allocated once at start(). Truncated datagrams
 // (larger than max_datagram_bytes) are counted, not handed on; kernel drops (socket buffer full)
-// are read from the SO_RXQ_OVFL control message. With an `allow` list, datagrams from other source
+// are read from the SO_RXQ_OVFL control message of each datagram and, whenever the queue is empty,
+// from SO_MEMINFO (the drops after the last datagram read are then counted at once, not only with
+// the next datagram that arrives). With an `allow` list, datagrams from other source
 // addresses are dropped before the handler and counted (not_allowed). Nothing is logged per packet.
 #pragma once
 
@@ -43,7 +46,7 @@ class UdpListener {
     std::atomic<std::uint64_t> datagrams_received{0};  // handed to the handler
     std::atomic<std::uint64_t> bytes_received{0};      // of those
     std::atomic<std::uint64_t> truncated{0};           // MSG_TRUNC: larger than max_datagram_bytes
-    std::atomic<std::uint64_t> kernel_drops{0};        // socket receive queue overflow (SO_RXQ_OVFL)
+    std::atomic<std::uint64_t> kernel_drops{0};        // socket receive queue overflow (SO_RXQ_OVFL, SO_MEMINFO)
     std::atomic<std::uint64_t> recv_errors{0};
     std::atomic<std::uint64_t> batches{0};             // recvmmsg calls that returned datagrams
     std::atomic<std::uint64_t> not_allowed{0};         // source outside options.allow, dropped

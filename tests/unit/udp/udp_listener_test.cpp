@@ -179,6 +179,26 @@ TEST_F(UdpListenerTest, KernelDropsAreCountedFromRxqOverflow) {
   EXPECT_EQ(received + drops, static_cast<std::uint64_t>(kBurst + 1));
 }
 
+// The drops of a burst are counted once the queue is drained, without waiting for a later
+// datagram to carry the count (SO_MEMINFO at EAGAIN): nothing is sent after the burst here.
+TEST_F(UdpListenerTest, KernelDropsOfTheLastBurstAreCountedWithoutAFurtherDatagram) {
+  UdpOptions options;
+  options.max_datagram_bytes = 512;
+  options.recv_buffer_bytes = 1;
+  start(options, /*run=*/false);
+  constexpr int kBurst = 300;
+  for (int i = 0; i < kBurst; ++i) send(std::string(200, 'd'));
+  run_io();
+  ASSERT_TRUE(eventually([&] {
+    return stats().datagrams_received.load() + stats().kernel_drops.load() == static_cast<std::uint64_t>(kBurst);
+  })) << "received " << stats().datagrams_received.load() << ", kernel drops " << stats().kernel_drops.load();
+  EXPECT_GT(stats().kernel_drops.load(), 0u);
+  // A datagram queued after the burst carries the same count: nothing is counted twice.
+  send("sentinel");
+  ASSERT_TRUE(eventually([&] { return !handler_.datagrams().empty() && handler_.datagrams().back() == "sentinel"; }));
+  EXPECT_EQ(stats().datagrams_received.load() + stats().kernel_drops.load(), static_cast<std::uint64_t>(kBurst + 1));
+}
+
 TEST_F(UdpListenerTest, StopEndsDelivery) {
   start(UdpOptions{});
   send("one");

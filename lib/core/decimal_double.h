@@ -58,6 +58,33 @@ inline int scanned_value(uint64_t m, size_t digits, size_t frac, int exp10, size
   return 2;
 }
 
+// Appends the decimal digits from p on to m, one byte at a time (number tokens are short: the
+// 8-byte attempts of digit_run cost more than they save there); returns the end of the run.
+inline const char* byte_digit_run(const char* p, const char* e, uint64_t& m) {
+  for (unsigned d; p < e && (d = static_cast<unsigned char>(*p - '0')) < 10; ++p) m = m * 10 + d;
+  return p;
+}
+
+// The rest of a one-pass scan after the mantissa: an optional exponent ([eE][+-]?digits), then the
+// end of the text (`p` == `e`); 0 when the text does not end so, else scanned_value().
+inline int scan_exponent(const char* p, const char* e, uint64_t m, size_t digits, size_t frac, bool negative,
+                         double& out) {
+  int exp10 = 0;
+  size_t exp_digits = 0;
+  if (p < e && (*p == 'e' || *p == 'E')) {
+    ++p;
+    const bool eneg = p < e && *p == '-';
+    if (p < e && (*p == '-' || *p == '+')) ++p;
+    for (unsigned d; p < e && (d = static_cast<unsigned char>(*p - '0')) < 10; ++p, ++exp_digits) {
+      if (exp_digits < 4) exp10 = exp10 * 10 + static_cast<int>(d);
+    }
+    if (exp_digits == 0) return 0;
+    if (eneg) exp10 = -exp10;
+  }
+  if (p != e) return 0;
+  return scanned_value(m, digits, frac, exp10, exp_digits, negative, out);
+}
+
 }  // namespace decimal_detail
 
 // True, with `out` the correctly rounded double of `t`, when `t` is
@@ -118,31 +145,18 @@ inline int scan_float_text(std::string_view t, double& out) {
   if (negative) ++p;
   uint64_t m = 0;  // wraps past 19 digits; then the fast path is not taken
   const char* const int_begin = p;
-  for (unsigned d; p < e && (d = static_cast<unsigned char>(*p - '0')) < 10; ++p) m = m * 10 + d;
+  p = decimal_detail::byte_digit_run(p, e, m);
   size_t digits = static_cast<size_t>(p - int_begin);
   size_t frac = 0;
   if (p < e && *p == '.') {
     ++p;
     const char* const frac_begin = p;
-    for (unsigned d; p < e && (d = static_cast<unsigned char>(*p - '0')) < 10; ++p) m = m * 10 + d;
+    p = decimal_detail::byte_digit_run(p, e, m);
     frac = static_cast<size_t>(p - frac_begin);
     digits += frac;
   }
   if (digits == 0) return 0;
-  int exp10 = 0;
-  size_t exp_digits = 0;
-  if (p < e && (*p == 'e' || *p == 'E')) {
-    ++p;
-    const bool eneg = p < e && *p == '-';
-    if (p < e && (*p == '-' || *p == '+')) ++p;
-    for (unsigned d; p < e && (d = static_cast<unsigned char>(*p - '0')) < 10; ++p, ++exp_digits) {
-      if (exp_digits < 4) exp10 = exp10 * 10 + static_cast<int>(d);
-    }
-    if (exp_digits == 0) return 0;
-    if (eneg) exp10 = -exp10;
-  }
-  if (p != e) return 0;
-  return decimal_detail::scanned_value(m, digits, frac, exp10, exp_digits, negative, out);
+  return decimal_detail::scan_exponent(p, e, m, digits, frac, negative, out);
 }
 
 // JSON number text (RFC 8259) -?(0|[1-9]digits)(.digits)?([eE][+-]?digits)?, checked and converted in
@@ -160,7 +174,7 @@ inline int scan_json_number(std::string_view t, double& out) {
     ++p;  // no more integer digits may follow a leading zero
   } else {
     const char* const int_begin = p;
-    for (unsigned d; p < e && (d = static_cast<unsigned char>(*p - '0')) < 10; ++p) m = m * 10 + d;
+    p = decimal_detail::byte_digit_run(p, e, m);
     digits = static_cast<size_t>(p - int_begin);
     if (digits == 0) return 0;
   }
@@ -168,25 +182,12 @@ inline int scan_json_number(std::string_view t, double& out) {
   if (p < e && *p == '.') {
     ++p;
     const char* const frac_begin = p;
-    for (unsigned d; p < e && (d = static_cast<unsigned char>(*p - '0')) < 10; ++p) m = m * 10 + d;
+    p = decimal_detail::byte_digit_run(p, e, m);
     frac = static_cast<size_t>(p - frac_begin);
     if (frac == 0) return 0;
     digits += frac;
   }
-  int exp10 = 0;
-  size_t exp_digits = 0;
-  if (p < e && (*p == 'e' || *p == 'E')) {
-    ++p;
-    const bool eneg = p < e && *p == '-';
-    if (p < e && (*p == '-' || *p == '+')) ++p;
-    for (unsigned d; p < e && (d = static_cast<unsigned char>(*p - '0')) < 10; ++p, ++exp_digits) {
-      if (exp_digits < 4) exp10 = exp10 * 10 + static_cast<int>(d);
-    }
-    if (exp_digits == 0) return 0;
-    if (eneg) exp10 = -exp10;
-  }
-  if (p != e) return 0;
-  return decimal_detail::scanned_value(m, digits, frac, exp10, exp_digits, negative, out);
+  return decimal_detail::scan_exponent(p, e, m, digits, frac, negative, out);
 }
 
 // The double of exact_decimal_double() rounded to float, when that is the correctly rounded float of

@@ -35,6 +35,7 @@
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -149,6 +150,14 @@ double percentile_ms(std::vector<int64_t> v, double q) {  // v in microseconds
   size_t i = static_cast<size_t>(q * static_cast<double>(v.size()));
   if (i >= v.size()) i = v.size() - 1;
   return static_cast<double>(v[i]) / 1000.0;
+}
+
+// User + system CPU of this process so far (all threads), in seconds.
+double own_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return secs(u.ru_utime) + secs(u.ru_stime);
 }
 
 int64_t micros_since(Clock::time_point t0, Clock::time_point t) {
@@ -279,6 +288,7 @@ int main(int argc, char** argv) {
   std::atomic<uint64_t> accepted{0}, failures{0}, late{0}, retries{0};
   std::atomic<bool> senders_done{false};
   const auto t0 = Clock::now() + std::chrono::milliseconds(poll_visibility ? 200 : 0);
+  const double cpu0 = own_cpu_seconds();  // the bodies are read: what follows is the sending
   auto due = [&](size_t i) {
     return t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(static_cast<double>(i) / o.rate));
   };
@@ -412,10 +422,10 @@ int main(int argc, char** argv) {
   const double send_secs = std::chrono::duration<double>(Clock::now() - t0).count();
   if (poller.joinable()) poller.join();
 
-  std::printf("requests=%zu accepted_rows=%llu failures=%llu retries=%llu seconds=%.3f rows_per_s=%.0f", n,
+  std::printf("requests=%zu accepted_rows=%llu failures=%llu retries=%llu seconds=%.3f rows_per_s=%.0f cpu_s=%.3f setup_cpu_s=%.3f", n,
               static_cast<unsigned long long>(accepted.load()), static_cast<unsigned long long>(failures.load()),
               static_cast<unsigned long long>(retries.load()),
-              send_secs, static_cast<double>(accepted.load()) / send_secs);
+              send_secs, static_cast<double>(accepted.load()) / send_secs, own_cpu_seconds() - cpu0, cpu0);
   int rc = failures.load() == 0 ? 0 : 1;
   if (o.rate > 0) {
     std::vector<int64_t> acks(ack_us.begin(), ack_us.end());

@@ -178,30 +178,8 @@ inline bool fast_decimal_to_float(std::string_view t, bool f4, double& d, float&
 
 // Strict JSON number grammar (RFC 8259): -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)?
 bool is_json_number(std::string_view t) {
-  size_t i = 0, n = t.size();
-  if (i < n && t[i] == '-') ++i;
-  if (i >= n) return false;
-  if (t[i] == '0') {
-    ++i;
-  } else if (is_digit(t[i])) {
-    while (i < n && is_digit(t[i])) ++i;
-  } else {
-    return false;
-  }
-  if (i < n && t[i] == '.') {
-    ++i;
-    size_t f = 0;
-    while (i < n && is_digit(t[i])) ++i, ++f;
-    if (f == 0) return false;
-  }
-  if (i < n && (t[i] == 'e' || t[i] == 'E')) {
-    ++i;
-    if (i < n && (t[i] == '-' || t[i] == '+')) ++i;
-    size_t e = 0;
-    while (i < n && is_digit(t[i])) ++i, ++e;
-    if (e == 0) return false;
-  }
-  return i == n;
+  double ignored;
+  return scan_json_number(t, ignored) != 0;
 }
 
 // A decimal number as digits × 10^exp10. The digits (no leading zeros; empty means zero) live in

@@ -162,7 +162,9 @@ TEST_F(UdpListenerTest, KernelDropsAreCountedFromRxqOverflow) {
   constexpr int kBurst = 300;
   for (int i = 0; i < kBurst; ++i) send(std::string(200, 'd'));  // nobody reads yet: queue overflows
   run_io();
-  // Drain what was queued, then send one more: it carries the cumulative drop count.
+  // Drain what was queued, then send one more. Its SO_RXQ_OVFL control message carries the
+  // cumulative drop count; the drops are usually counted before it, from SO_MEMINFO when the drained
+  // queue ran empty (next test), so this checks that the two readings agree and none is counted twice.
   std::size_t settled = 0;
   ASSERT_TRUE(eventually([&] {
     std::size_t now = handler_.count();

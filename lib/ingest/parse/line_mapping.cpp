@@ -95,6 +95,9 @@ struct LineMapper::Target {
   std::vector<ColumnRename> tag_renames, field_renames;  // owned: the maps' keys point into them
   std::unordered_map<std::string_view, int> tag_columns, field_columns;
   std::vector<NameCache> tag_cache, field_cache;  // by position in the line
+  // The first tag_distinct (field_distinct) names of the cache are known to be pairwise distinct: a
+  // line whose names all hit the cache at positions below that has no duplicate key to look for.
+  size_t tag_distinct = 0, field_distinct = 0;
 
   bool special(int c) const { return c == time_column || c == measurement_column || c == extra_column; }
 
@@ -117,6 +120,7 @@ struct LineMapper::Target {
 
   [[gnu::noinline]] int resolve_miss(bool tag, size_t position, std::string_view name) {
     std::vector<NameCache>& cache = tag ? tag_cache : field_cache;
+    (tag ? tag_distinct : field_distinct) = 0;  // the cache changes: distinct again once a line is checked
     const int c = resolve_uncached(tag, name);
     if (position < kMaxCachedNames) {
       if (cache.size() <= position) cache.resize(position + 1);
@@ -254,7 +258,21 @@ struct LineMapper::Run {
   const std::vector<char>* allowed_tables;
   uint32_t line_no = 0;
 
+  // map_line: the line's duplicate key check is still to be made (see there).
+  bool duplicate_check_pending = false;
+
+  // Makes the pending duplicate key check; true when it rejected the line for a duplicate.
+  bool rejected_duplicate() {
+    if (!duplicate_check_pending) return false;
+    duplicate_check_pending = false;
+    LineError dup;
+    if (m.parser_.check_duplicates(dup) != LineStatus::error) return false;
+    reject({}, dup.message, RejectKind::malformed);
+    return true;
+  }
+
   void reject(std::string_view column, std::string_view message, RejectKind kind) {
+    if (rejected_duplicate()) return;
     ++out.rows_rejected;
     ++out.rejected_by_kind[static_cast<size_t>(kind)];
     if (out.errors.size() < m.max_errors_) {
@@ -267,6 +285,7 @@ struct LineMapper::Run {
   }
 
   void reject_line(std::string_view column, std::string_view message, RejectKind kind) {
+    if (rejected_duplicate()) return;
     if (out.errors.size() >= m.max_errors_) {
       ++out.rows_rejected;
       ++out.rejected_by_kind[static_cast<size_t>(kind)];
@@ -333,7 +352,17 @@ struct LineMapper::Run {
     return false;
   }
 
+  // The duplicate key check the parser left to us (LineProtocolParser::defer_duplicate_check) is made
+  // before the line's first rejection (reject / reject_line), or at its end unless every name hit the
+  // position caches below their known-distinct prefix. A duplicate rejects the line as malformed with
+  // the parser's message, whatever else is wrong with it, as when the parser checked.
   void map_line(const ParsedLine& line) {
+    duplicate_check_pending = true;
+    map_checked_line(line);
+    duplicate_check_pending = false;
+  }
+
+  void map_checked_line(const ParsedLine& line) {
     Target* t = m.find_target(line.measurement);
     if (t == nullptr) {
       std::string message = "no table is mapped for measurement \"";
@@ -442,6 +471,19 @@ struct LineMapper::Run {
         return;
       }
     }
+    // Without resolver keys every name went through t->resolve, and a miss reset the known-distinct
+    // prefix: a line within the prefix has the cached names, known distinct.
+    const size_t ntags = line.tags.size(), nfields = line.fields.size();
+    if (keys == nullptr && ntags <= t->tag_distinct && nfields <= t->field_distinct) {
+      duplicate_check_pending = false;
+    } else {
+      if (rejected_duplicate()) return;
+      // The caches now hold this line's names at positions 0..n-1 (when they fit), checked distinct.
+      if (keys == nullptr && ntags <= kMaxCachedNames && nfields <= kMaxCachedNames) {
+        t->tag_distinct = ntags;
+        t->field_distinct = nfields;
+      }
+    }
     finish_row(enc, t->table_id, keys);
   }
 };
@@ -461,6 +503,7 @@ void LineMapper::parse(std::string_view body, EpochPrecision precision, int64_t 
 
   Run run{*this, encoders, out, max_rows, allowed_tables};
   parser_.reset(body, precision, now_ns);
+  parser_.defer_duplicate_check(true);  // map_line checks, or knows the keys are distinct
   ParsedLine line;
   LineError error;
   size_t rows = 0;

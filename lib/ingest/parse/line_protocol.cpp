@@ -311,6 +311,19 @@ bool LineProtocolParser::has_duplicates(bool tags, std::string_view& duplicate) 
   return false;
 }
 
+LineStatus LineProtocolParser::check_duplicates(LineError& err) {
+  // Points at the second occurrence when it is a view into the line (not an unescaped copy).
+  std::string_view duplicate;
+  auto where = [&](std::string_view key) {
+    const char* p = key.data();
+    return p >= line_.data() && p < line_.data() + line_.size() ? static_cast<size_t>(p - line_.data())
+                                                                 : measurement_at_;
+  };
+  if (has_duplicates(true, duplicate)) return fail(err, where(duplicate), "duplicate tag " + quoted(duplicate));
+  if (has_duplicates(false, duplicate)) return fail(err, where(duplicate), "duplicate field " + quoted(duplicate));
+  return LineStatus::line;
+}
+
 LineStatus LineProtocolParser::parse_line(std::string_view line, size_t i, ParsedLine& out, LineError& err) {
   const size_t n = line.size();
   tags_.clear();
@@ -442,14 +455,9 @@ LineStatus LineProtocolParser::parse_line(std::string_view line, size_t i, Parse
     timestamp_ns = v;
   }
 
-  // Points at the second occurrence when it is a view into the line (not an unescaped copy).
-  std::string_view duplicate;
-  auto where = [&](std::string_view key) {
-    const char* p = key.data();
-    return p >= line.data() && p < line.data() + n ? static_cast<size_t>(p - line.data()) : measurement_at;
-  };
-  if (has_duplicates(true, duplicate)) return fail(err, where(duplicate), "duplicate tag " + quoted(duplicate));
-  if (has_duplicates(false, duplicate)) return fail(err, where(duplicate), "duplicate field " + quoted(duplicate));
+  line_ = line;
+  measurement_at_ = measurement_at;
+  if (!defer_duplicates_ && check_duplicates(err) == LineStatus::error) return LineStatus::error;
 
   out.measurement = measurement;
   out.tags = std::span<const LineTag>(tags_.data(), tags_.size());

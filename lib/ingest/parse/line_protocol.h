@@ -94,6 +94,15 @@ class LineProtocolParser {  // one per IO thread, reused for every body
 
   uint32_t line_no() const { return line_no_; }  // physical lines consumed so far
 
+  // Duplicate tag keys and duplicate field keys make a line an error. With the check deferred, next()
+  // does not look for them and the caller must call check_duplicates() for each line next() returns
+  // unless it knows that line's keys are distinct (the LineMapper knows when a line's keys are the
+  // ones it has already checked at the same positions). Default: checked in next().
+  void defer_duplicate_check(bool defer) { defer_duplicates_ = defer; }
+  // For the line next() returned last: `error` with the error next() would have given for a
+  // duplicate tag or field (filled into `err`), else `line`.
+  LineStatus check_duplicates(LineError& err);
+
  private:
   LineStatus parse_line(std::string_view line, size_t start, ParsedLine& out, LineError& err);
   // Scans an identifier (measurement, tag key/value, field key) from `i` to the first unescaped
@@ -112,6 +121,9 @@ class LineProtocolParser {  // one per IO thread, reused for every body
   std::vector<LineTag> tags_;
   std::vector<LineField> fields_;
   std::vector<uint32_t> dup_slots_;  // open-addressing set for duplicate checks of long lines (reused)
+  bool defer_duplicates_ = false;
+  std::string_view line_;        // the line next() returned last, and where its measurement starts
+  size_t measurement_at_ = 0;
   std::string unescaped_;                 // sized >= the current line's length
   size_t unescaped_used_ = 0;
 };

@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <map>
 #include <new>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -416,6 +418,55 @@ TEST(LineMapping, ResultIsResetBetweenBodies) {
   mapper.parse("", EpochPrecision::ns, kNow, encoders, 100, r);
   EXPECT_EQ(r.rows_accepted, 0u);
   EXPECT_TRUE(r.blocks.empty());
+}
+
+// The parser leaves the duplicate key check to the mapper, which skips it for a line whose names are
+// the ones its caches hold at the same positions, already checked. Over random lines and bodies,
+// with the caches carried from body to body and two targets, exactly the lines with a duplicate tag
+// or field are rejected, each with the message the parser gives on its own.
+TEST(LineMapping, DuplicateKeysAreRejectedAsByTheParserWhateverTheCaches) {
+  MeasurementMapping m = mapping("m", "readings");
+  m.extra_json_column = "extra";  // unmapped names (x, y) go to the JSON column, duplicates would too
+  MeasurementMapping o = mapping("o", "ops.other");
+  o.unmapped = UnmappedPolicy::ignore;
+  LineMapper mapper(catalog(), {m, o}, 1000);
+  auto encoders = make_encoders();
+  std::mt19937 rng(7);
+  const char* const tag_keys[] = {"host", "region", "x"};
+  const char* const field_keys[] = {"v", "w", "y"};
+  const char* const field_values[] = {"1.5", "2i", "3"};
+  size_t lines_total = 0, duplicate_lines = 0;
+  for (int b = 0; b < 400; ++b) {
+    std::string body;
+    const unsigned lines = 1 + rng() % 5;
+    for (unsigned l = 0; l < lines; ++l) {
+      body += rng() % 4 == 0 ? "o" : "m";
+      for (unsigned t = 0, nt = rng() % 4; t < nt; ++t) body += std::string(",") + tag_keys[rng() % 3] + "=a";
+      for (unsigned f = 0, nf = 1 + rng() % 3; f < nf; ++f) {
+        const unsigned k = rng() % 3;
+        body += std::string(f == 0 ? " " : ",") + field_keys[k] + "=" + field_values[k];
+      }
+      body += "\n";
+    }
+    std::map<uint32_t, std::string> expected;  // line → the parser's message
+    LineProtocolParser reference(body, EpochPrecision::ns, kNow);
+    ParsedLine pl;
+    LineError e;
+    for (LineStatus s; (s = reference.next(pl, e)) != LineStatus::end;) {
+      if (s == LineStatus::error) expected[e.line_no] = e.message;
+    }
+    LineParseResult r;
+    mapper.parse(body, EpochPrecision::ns, kNow, encoders, 1000, r);
+    std::map<uint32_t, std::string> got;
+    for (const RowError& err : r.errors) got[err.row] = err.message;
+    EXPECT_EQ(got, expected) << body;
+    EXPECT_EQ(r.rows_accepted + expected.size(), lines) << body;
+    lines_total += lines;
+    duplicate_lines += expected.size();
+  }
+  // Both kinds of line are common enough to matter.
+  EXPECT_GT(duplicate_lines, lines_total / 5);
+  EXPECT_LT(duplicate_lines, lines_total * 4 / 5);
 }
 
 TEST(LineMapping, MissingEncoderIsARejectedLine) {

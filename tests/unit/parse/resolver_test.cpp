@@ -335,6 +335,25 @@ TEST(ResolverLine, KeysFromTagsAndFieldsAndRenames) {
   EXPECT_EQ(f.resolvers.counters(0).misses.load(), 1u);
 }
 
+// Resolver keys do not go through the mapper's name caches, so a line with them always has its
+// duplicate keys checked, however many clean lines of the same names came before.
+TEST(ResolverLine, DuplicateKeyIsRejectedAfterCleanLinesOfTheSameNames) {
+  Fixture f;
+  LineMapper mapper(catalog(), mappings());
+  mapper.set_resolvers(&f.resolvers);
+  LineParseResult r;
+  const std::string body =
+      "grid,ba=PJM,type=demand value=1 1700000000000000000\n"
+      "grid,ba=PJM,type=demand value=2 1700000000000000000\n"
+      "grid,ba=PJM,ba=MISO value=3 1700000000000000000\n";
+  mapper.parse(body, EpochPrecision::ns, 0, f.encoders, 1000, r);
+  EXPECT_EQ(r.rows_rejected, 1u);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].row, 3u);
+  EXPECT_EQ(r.errors[0].message, "line 3: duplicate tag \"ba\" (byte 13)");
+  EXPECT_EQ(r.errors[0].kind, RejectKind::malformed);
+}
+
 TEST(ResolverLine, CachedKeysAllocateNothingPerLine) {
   Fixture f;
   LineMapper mapper(catalog(), mappings());

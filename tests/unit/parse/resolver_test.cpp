@@ -303,16 +303,24 @@ std::vector<MeasurementMapping> mappings() {
   return {g, m};
 }
 
-TEST(ResolverLine, KeysFromTagsAndFieldsAndRenames) {
-  Fixture f;
-  LineMapper mapper(catalog(), mappings());
-  mapper.set_resolvers(&f.resolvers);
+// A LineMapper of mappings() with the fixture's resolvers.
+struct LineFixture : Fixture {
+  LineMapper mapper{catalog(), mappings()};
   LineParseResult r;
+  LineFixture() { mapper.set_resolvers(&resolvers); }
+  void parse(const std::string& body, size_t max_rows = 1000) {
+    mapper.parse(body, EpochPrecision::ns, 0, encoders, max_rows, r);
+  }
+};
+
+TEST(ResolverLine, KeysFromTagsAndFieldsAndRenames) {
+  LineFixture f;
+  LineParseResult& r = f.r;
   const std::string body =
       "grid,ba=PJM,type=demand value=91234.5 1700000000000000000\n"
       "market,kind=wholesale_price value=55.2 1700000000000000000\n"
       "market value=1,type=\"niv\" 1700000000000000000\n";
-  mapper.parse(body, EpochPrecision::ns, 0, f.encoders, 1000, r);
+  f.parse(body);
   EXPECT_EQ(r.rows_accepted + r.rows_rejected, 0u);
   auto misses = f.resolvers.take_misses();
   ASSERT_EQ(misses.size(), 3u);
@@ -323,7 +331,7 @@ TEST(ResolverLine, KeysFromTagsAndFieldsAndRenames) {
   f.answer(0, misses[0].key, ResolveStatus::found, kUuid);
   f.answer(1, misses[1].key, ResolveStatus::found, "2");
   f.answer(1, misses[2].key, ResolveStatus::unknown);
-  mapper.parse(body, EpochPrecision::ns, 0, f.encoders, 1000, r);
+  f.parse(body);
   EXPECT_FALSE(f.resolvers.has_misses());
   EXPECT_EQ(r.rows_accepted, 2u);
   ASSERT_EQ(r.errors.size(), 1u);
@@ -338,15 +346,12 @@ TEST(ResolverLine, KeysFromTagsAndFieldsAndRenames) {
 // Resolver keys do not go through the mapper's name caches, so a line with them always has its
 // duplicate keys checked, however many clean lines of the same names came before.
 TEST(ResolverLine, DuplicateKeyIsRejectedAfterCleanLinesOfTheSameNames) {
-  Fixture f;
-  LineMapper mapper(catalog(), mappings());
-  mapper.set_resolvers(&f.resolvers);
-  LineParseResult r;
-  const std::string body =
+  LineFixture f;
+  const LineParseResult& r = f.r;
+  f.parse(
       "grid,ba=PJM,type=demand value=1 1700000000000000000\n"
       "grid,ba=PJM,type=demand value=2 1700000000000000000\n"
-      "grid,ba=PJM,ba=MISO value=3 1700000000000000000\n";
-  mapper.parse(body, EpochPrecision::ns, 0, f.encoders, 1000, r);
+      "grid,ba=PJM,ba=MISO value=3 1700000000000000000\n");
   EXPECT_EQ(r.rows_rejected, 1u);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].row, 3u);
@@ -355,10 +360,7 @@ TEST(ResolverLine, DuplicateKeyIsRejectedAfterCleanLinesOfTheSameNames) {
 }
 
 TEST(ResolverLine, CachedKeysAllocateNothingPerLine) {
-  Fixture f;
-  LineMapper mapper(catalog(), mappings());
-  mapper.set_resolvers(&f.resolvers);
-  LineParseResult r;
+  LineFixture f;
   f.answer(0, key({"PJM", "demand", std::nullopt}), ResolveStatus::found, kUuid);
   f.answer(0, key({"PJM", "demand", "solar"}), ResolveStatus::found, kUuid);
   auto lines = [](int n) {
@@ -371,15 +373,15 @@ TEST(ResolverLine, CachedKeysAllocateNothingPerLine) {
     return b;
   };
   auto allocations = [&](const std::string& body) {
-    mapper.parse(body, EpochPrecision::ns, 0, f.encoders, 100000, r);  // warm
+    f.parse(body, 100000);  // warm
     const long before = g_allocations.load();
-    mapper.parse(body, EpochPrecision::ns, 0, f.encoders, 100000, r);
+    f.parse(body, 100000);
     return g_allocations.load() - before;
   };
   const long small = allocations(lines(10));
-  ASSERT_EQ(r.rows_accepted, 10u);
+  ASSERT_EQ(f.r.rows_accepted, 10u);
   const long large = allocations(lines(2000));
-  ASSERT_EQ(r.rows_accepted, 2000u);
+  ASSERT_EQ(f.r.rows_accepted, 2000u);
   EXPECT_LE(large, small + 2);  // block data growth only
 }
 
